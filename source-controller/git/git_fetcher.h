@@ -1,0 +1,90 @@
+// GitFetcher: resolves and fetches Git sources for GitRepository objects.
+// Interface only; the libgit2 implementation is in libgit2_fetcher.h.
+#ifndef GITOPS_SOURCE_CONTROLLER_GIT_GIT_FETCHER_H_
+#define GITOPS_SOURCE_CONTROLLER_GIT_GIT_FETCHER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace gitops::source {
+
+// Flux GitRepository spec.ref. Precedence (Flux docs): commit > name > semver >
+// tag > branch; an empty ref means branch "master" (Flux's default). A commit
+// combined with a branch must be reachable from that branch; combined with
+// anything else, the other fields are ignored.
+struct GitReference {
+  std::string branch, tag, semver, name, commit;
+};
+
+// Credentials with Flux's Secret keys: username/password, bearerToken,
+// ca.crt, identity (+ optional password for the key), known_hosts.
+struct GitCredentials {
+  std::string username, password, bearer_token, ca_pem, ssh_identity, ssh_identity_passphrase,
+      ssh_known_hosts;
+};
+
+struct GitFetchOptions {
+  // http(s)://, ssh://, git://, file:// or an absolute local path.
+  std::string url;
+  GitReference ref;
+  GitCredentials credentials;
+  // Bound on the whole operation (connect, negotiation, transfer).
+  absl::Duration timeout = absl::Seconds(60);
+};
+
+// A resolved revision.
+struct GitRevision {
+  // Flux's format: "<branch>@sha1:<hex>", "<tag>@sha1:<hex>" (the peeled commit
+  // of annotated tags), semver "<tag>@sha1:<hex>", name "<refname>@sha1:<hex>",
+  // commit only "sha1:<hex>", branch+commit "<branch>@sha1:<commit>".
+  std::string revision;
+  // 40 lowercase hex digits of the commit.
+  std::string commit;
+  // The full ref resolved, e.g. refs/heads/main; empty for commit-only.
+  std::string ref;
+  // Objects and bytes received over the wire by this call (0 when nothing
+  // had to be downloaded).
+  int64_t received_objects = 0;
+  int64_t received_bytes = 0;
+};
+
+// Fetches Git sources. Implementations are thread-safe for concurrent calls on
+// different cache_dirs (calls on the same cache_dir are serialized).
+//
+// Error codes (messages are lowercase, name the URL without credentials and the
+// ref, and never contain passwords, tokens or keys):
+//   InvalidArgument    malformed URL, unsupported scheme, bad semver range,
+//                      malformed commit
+//   NotFound           missing branch, tag, ref name or commit; no tag matches
+//                      the semver range
+//   Unauthenticated    wrong or missing credentials
+//   PermissionDenied   unknown or mismatched SSH host key; untrusted TLS
+//                      certificate
+//   Unavailable        unreachable host, connection refused, other transport
+//                      errors
+//   DeadlineExceeded   options.timeout passed
+class GitFetcher {
+ public:
+  virtual ~GitFetcher() = default;
+
+  // Cheap "did it move" check: lists the remote's refs on a detached remote
+  // (no objects downloaded) and resolves options.ref against them. For a
+  // commit-only ref (and branch+commit) returns the revision without network.
+  virtual absl::StatusOr<GitRevision> ResolveRemote(const GitFetchOptions& options) = 0;
+
+  // Fetches into the cached bare repository at cache_dir (created on first
+  // use; later calls fetch only what is new, and nothing when the resolved
+  // commit is already cached), resolves the ref, and writes the tree of that
+  // commit into checkout_dir (created; must not exist or be empty). No .git in
+  // checkout_dir.
+  virtual absl::StatusOr<GitRevision> FetchAndCheckout(const GitFetchOptions& options,
+                                                       const std::string& cache_dir,
+                                                       const std::string& checkout_dir) = 0;
+};
+
+}  // namespace gitops::source
+
+#endif  // GITOPS_SOURCE_CONTROLLER_GIT_GIT_FETCHER_H_

@@ -1,0 +1,17 @@
+// GitFetcher over libgit2 1.5 (file, git, http(s), ssh transports).
+#ifndef GITOPS_SOURCE_CONTROLLER_GIT_LIBGIT2_FETCHER_H_
+#define GITOPS_SOURCE_CONTROLLER_GIT_LIBGIT2_FETCHER_H_
+
+#include <memory>
+
+#include "source-controller/git/git_fetcher.h"
+
+namespace gitops::source {
+
+// Initializes libgit2 once per process (and registers the socket stream that
+// enforces GitFetchOptions::timeout). Never fails; thread-safe.
+std::unique_ptr<GitFetcher> NewLibgit2Fetcher();
+
+}  // namespace gitops::source
+
+#endif  // GITOPS_SOURCE_CONTROLLER_GIT_LIBGIT2_FETCHER_H_
