@@ -127,6 +127,26 @@ absl::Status Subprocess::WaitForLog(absl::string_view needle, absl::Duration tim
   }
 }
 
+absl::StatusOr<std::string> Subprocess::WaitForLogField(absl::string_view msg,
+                                                       absl::string_view field,
+                                                       absl::Duration timeout) {
+  std::string msg_token = absl::StrCat("\"msg\":\"", msg, "\"");
+  std::string field_token = absl::StrCat("\"", field, "\":\"");
+  absl::Status found = WaitForLog(msg_token, timeout);
+  if (!found.ok()) return found;
+  std::string log = ReadLog();
+  size_t line_start = log.rfind('\n', log.find(msg_token));
+  line_start = line_start == std::string::npos ? 0 : line_start + 1;
+  size_t line_end = log.find('\n', line_start);
+  std::string line = log.substr(line_start, line_end - line_start);
+  size_t at = line.find(field_token);
+  if (at == std::string::npos) {
+    return absl::NotFoundError(absl::StrCat("no field ", field, " in: ", line));
+  }
+  at += field_token.size();
+  return line.substr(at, line.find('"', at) - at);
+}
+
 absl::StatusOr<std::string> RunCommand(const std::vector<std::string>& argv,
                                        absl::Duration timeout, const std::string& cwd) {
   std::string dir = MakeTempDir("run");

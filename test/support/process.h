@@ -45,6 +45,10 @@ class Subprocess {
   // Polls the log until it contains `needle`. DeadlineExceeded after
   // `timeout`, Aborted if the process exits first (the message quotes the log tail).
   absl::Status WaitForLog(absl::string_view needle, absl::Duration timeout);
+  // Waits for a JSON log line whose "msg" is `msg` and returns the string
+  // value of its `field` (our controllers log e.g. "grpc_port" that way).
+  absl::StatusOr<std::string> WaitForLogField(absl::string_view msg, absl::string_view field,
+                                              absl::Duration timeout);
 
  private:
   Subprocess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}

@@ -1,0 +1,211 @@
+#include "source-controller/controller/git_repository.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/runtime/duration.h"
+
+namespace gitops::source {
+namespace {
+
+absl::Status Field(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+absl::StatusOr<std::string> OptionalString(const nlohmann::json& obj, const char* key,
+                                           absl::string_view field) {
+  if (!obj.is_object() || !obj.contains(key) || obj[key].is_null()) return std::string();
+  if (!obj[key].is_string()) return Field(field, "must be a string");
+  return obj[key].get<std::string>();
+}
+
+}  // namespace
+
+absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& m) {
+  if (!m.is_object()) return absl::InvalidArgumentError("manifest is not an object");
+  std::string api = m.value("apiVersion", "");
+  if (api != kSourceApiVersion && api != "source.toolkit.fluxcd.io/v1beta2") {
+    return Field("apiVersion", absl::StrCat("unsupported \"", api, "\": want ", kSourceApiVersion));
+  }
+  if (m.value("kind", "") != kGitRepositoryKind) return Field("kind", "want GitRepository");
+  GitRepository repo;
+  const nlohmann::json& meta = m.contains("metadata") ? m["metadata"] : nlohmann::json::object();
+  auto name = OptionalString(meta, "name", "metadata.name");
+  if (!name.ok()) return name.status();
+  if (name->empty()) return Field("metadata.name", "required");
+  repo.name = *name;
+  auto ns = OptionalString(meta, "namespace", "metadata.namespace");
+  if (!ns.ok()) return ns.status();
+  repo.namespace_name = ns->empty() ? "default" : *ns;
+  if (meta.contains("generation") && meta["generation"].is_number_integer()) {
+    repo.generation = meta["generation"].get<int64_t>();
+  }
+
+  const nlohmann::json& spec = m.contains("spec") ? m["spec"] : nlohmann::json();
+  if (!spec.is_object()) return Field("spec", "required");
+  auto url = OptionalString(spec, "url", "spec.url");
+  if (!url.ok()) return url.status();
+  if (url->empty()) return Field("spec.url", "required");
+  repo.spec.url = *url;
+
+  auto interval = OptionalString(spec, "interval", "spec.interval");
+  if (!interval.ok()) return interval.status();
+  if (interval->empty()) return Field("spec.interval", "required");
+  auto iv = common::ParseGoDuration(*interval);
+  if (!iv.ok()) return Field("spec.interval", iv.status().message());
+  if (*iv <= absl::ZeroDuration()) return Field("spec.interval", "must be positive");
+  repo.spec.interval = *iv;
+
+  auto timeout = OptionalString(spec, "timeout", "spec.timeout");
+  if (!timeout.ok()) return timeout.status();
+  if (!timeout->empty()) {
+    auto t = common::ParseGoDuration(*timeout);
+    if (!t.ok()) return Field("spec.timeout", t.status().message());
+    if (*t <= absl::ZeroDuration()) return Field("spec.timeout", "must be positive");
+    repo.spec.timeout = *t;
+  }
+
+  if (spec.contains("ref") && !spec["ref"].is_null()) {
+    const nlohmann::json& ref = spec["ref"];
+    if (!ref.is_object()) return Field("spec.ref", "must be an object");
+    for (auto [key, target] : {std::pair<const char*, std::string*>{"branch", &repo.spec.ref.branch},
+                               {"tag", &repo.spec.ref.tag},
+                               {"semver", &repo.spec.ref.semver},
+                               {"name", &repo.spec.ref.name},
+                               {"commit", &repo.spec.ref.commit}}) {
+      auto v = OptionalString(ref, key, absl::StrCat("spec.ref.", key));
+      if (!v.ok()) return v.status();
+      *target = *v;
+    }
+  }
+  const GitReference& r = repo.spec.ref;
+  if (r.branch.empty() && r.tag.empty() && r.semver.empty() && r.name.empty() && r.commit.empty()) {
+    repo.spec.ref.branch = "master";  // Flux's default
+  }
+
+  if (spec.contains("secretRef") && !spec["secretRef"].is_null()) {
+    auto s = OptionalString(spec["secretRef"], "name", "spec.secretRef.name");
+    if (!s.ok()) return s.status();
+    if (s->empty()) return Field("spec.secretRef.name", "required when secretRef is set");
+    repo.spec.secret_name = *s;
+  }
+  if (spec.contains("ignore") && !spec["ignore"].is_null()) {
+    if (!spec["ignore"].is_string()) return Field("spec.ignore", "must be a string");
+    repo.spec.ignore = spec["ignore"].get<std::string>();
+  }
+  if (spec.contains("suspend") && !spec["suspend"].is_null()) {
+    if (!spec["suspend"].is_boolean()) return Field("spec.suspend", "must be a boolean");
+    repo.spec.suspend = spec["suspend"].get<bool>();
+  }
+  for (const char* unsupported : {"include", "verify", "recurseSubmodules", "sparseCheckout",
+                                  "proxySecretRef"}) {
+    if (spec.contains(unsupported) && !spec[unsupported].is_null() &&
+        !(spec[unsupported].is_boolean() && !spec[unsupported].get<bool>())) {
+      return Field(absl::StrCat("spec.", unsupported), "not supported yet by this controller");
+    }
+  }
+  return repo;
+}
+
+void SetCondition(std::vector<Condition>& conditions, Condition c, absl::Time now) {
+  for (auto& existing : conditions) {
+    if (existing.type != c.type) continue;
+    c.last_transition_time =
+        existing.status == c.status ? existing.last_transition_time : now;
+    existing = std::move(c);
+    return;
+  }
+  c.last_transition_time = now;
+  conditions.push_back(std::move(c));
+}
+
+void RemoveCondition(std::vector<Condition>& conditions, absl::string_view type) {
+  for (auto it = conditions.begin(); it != conditions.end(); ++it) {
+    if (it->type == type) {
+      conditions.erase(it);
+      return;
+    }
+  }
+}
+
+const Condition* FindCondition(const std::vector<Condition>& conditions, absl::string_view type) {
+  for (const auto& c : conditions) {
+    if (c.type == type) return &c;
+  }
+  return nullptr;
+}
+
+std::string FormatKubeTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+namespace {
+absl::Time ParseKubeTime(const std::string& s) {
+  absl::Time t;
+  std::string err;
+  if (absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", s, absl::UTCTimeZone(), &t, &err)) return t;
+  return absl::UnixEpoch();
+}
+}  // namespace
+
+nlohmann::json StatusToJson(const GitRepositoryStatus& status) {
+  nlohmann::json j = nlohmann::json::object();
+  if (status.artifact) {
+    const ArtifactStatus& a = *status.artifact;
+    j["artifact"] = {{"digest", a.digest},
+                     {"lastUpdateTime", FormatKubeTime(a.last_update_time)},
+                     {"path", a.path},
+                     {"revision", a.revision},
+                     {"size", a.size},
+                     {"url", a.url}};
+  }
+  nlohmann::json conds = nlohmann::json::array();
+  for (const auto& c : status.conditions) {
+    conds.push_back({{"lastTransitionTime", FormatKubeTime(c.last_transition_time)},
+                     {"message", c.message},
+                     {"observedGeneration", c.observed_generation},
+                     {"reason", c.reason},
+                     {"status", c.status},
+                     {"type", c.type}});
+  }
+  j["conditions"] = conds;
+  j["observedGeneration"] = status.observed_generation;
+  if (status.observed_ignore) j["observedIgnore"] = *status.observed_ignore;
+  if (!status.observed_spec_hash.empty()) j["observedSpecHash"] = status.observed_spec_hash;
+  return j;
+}
+
+GitRepositoryStatus StatusFromJson(const nlohmann::json& j) {
+  GitRepositoryStatus s;
+  if (!j.is_object()) return s;
+  if (j.contains("artifact") && j["artifact"].is_object()) {
+    const auto& a = j["artifact"];
+    ArtifactStatus art;
+    art.digest = a.value("digest", "");
+    art.path = a.value("path", "");
+    art.revision = a.value("revision", "");
+    art.url = a.value("url", "");
+    art.size = a.value("size", int64_t{0});
+    art.last_update_time = ParseKubeTime(a.value("lastUpdateTime", ""));
+    s.artifact = art;
+  }
+  if (j.contains("conditions") && j["conditions"].is_array()) {
+    for (const auto& c : j["conditions"]) {
+      Condition cond;
+      cond.type = c.value("type", "");
+      cond.status = c.value("status", "");
+      cond.reason = c.value("reason", "");
+      cond.message = c.value("message", "");
+      cond.observed_generation = c.value("observedGeneration", int64_t{0});
+      cond.last_transition_time = ParseKubeTime(c.value("lastTransitionTime", ""));
+      s.conditions.push_back(cond);
+    }
+  }
+  s.observed_generation = j.value("observedGeneration", int64_t{0});
+  if (j.contains("observedIgnore") && j["observedIgnore"].is_string()) {
+    s.observed_ignore = j["observedIgnore"].get<std::string>();
+  }
+  s.observed_spec_hash = j.value("observedSpecHash", "");
+  return s;
+}
+
+}  // namespace gitops::source

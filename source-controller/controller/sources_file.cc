@@ -1,0 +1,348 @@
+#include "source-controller/controller/sources_file.h"
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/crypto/sha256.h"
+#include "common/log/log.h"
+#include "common/yaml/yaml.h"
+
+namespace gitops::source {
+namespace fs = std::filesystem;
+
+namespace {
+
+absl::StatusOr<std::string> ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read sources file ", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Secret data (base64) and stringData, as the API server merges them.
+std::map<std::string, std::string> SecretData(const nlohmann::json& m) {
+  std::map<std::string, std::string> out;
+  if (m.contains("data") && m["data"].is_object()) {
+    for (auto& [k, v] : m["data"].items()) {
+      std::string decoded;
+      if (v.is_string() && absl::Base64Unescape(v.get<std::string>(), &decoded)) out[k] = decoded;
+    }
+  }
+  if (m.contains("stringData") && m["stringData"].is_object()) {
+    for (auto& [k, v] : m["stringData"].items()) {
+      if (v.is_string()) out[k] = v.get<std::string>();
+    }
+  }
+  return out;
+}
+
+// Flux requeues on the interval; a little jitter keeps 1,000 sources with the
+// same interval from hitting the remotes in one burst.
+absl::Time NextRun(absl::Time now, absl::Duration interval) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.95, 1.05);
+  return now + interval * jitter(rng);
+}
+
+}  // namespace
+
+SourcesFileRunner::SourcesFileRunner(SourcesFileOptions options, GitRepositoryReconciler* reconciler)
+    : options_(std::move(options)), reconciler_(reconciler) {}
+
+SourcesFileRunner::~SourcesFileRunner() { Stop(); }
+
+std::string SourcesFileRunner::StatePath(const std::string& ns, const std::string& name) const {
+  return (fs::path(options_.state_root) / ns / (name + ".json")).string();
+}
+
+absl::Status SourcesFileRunner::Start() {
+  absl::Status loaded = Load(/*initial=*/true);
+  if (!loaded.ok()) return loaded;
+  int workers = std::max(1, options_.workers);
+  for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  threads_.emplace_back([this] { WatchLoop(); });
+  return absl::OkStatus();
+}
+
+void SourcesFileRunner::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+  }
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+bool SourcesFileRunner::Get(const std::string& ns, const std::string& name, GitRepository* out) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(absl::StrCat(ns, "/", name));
+  if (it == entries_.end() || it->second.removed) return false;
+  *out = it->second.repo;
+  return true;
+}
+
+size_t SourcesFileRunner::size() const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [k, e] : entries_) n += e.removed ? 0 : 1;
+  return n;
+}
+
+absl::Status SourcesFileRunner::Load(bool initial) {
+  auto text = ReadAll(options_.path);
+  if (!text.ok()) return text.status();
+  std::string digest = common::Sha256Digest(*text);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!initial && digest == file_digest_) return absl::OkStatus();
+  }
+  auto docs = common::ParseYamlDocuments(*text, options_.path);
+  if (!docs.ok()) return docs.status();
+
+  std::map<std::string, GitRepository> repos;
+  std::map<std::string, nlohmann::json> specs;
+  std::map<std::string, std::map<std::string, std::string>> secrets;
+  for (size_t i = 0; i < docs->size(); ++i) {
+    const nlohmann::json& doc = (*docs)[i];
+    std::string kind = doc.is_object() ? doc.value("kind", "") : "";
+    if (kind == "Secret") {
+      const auto& meta = doc.value("metadata", nlohmann::json::object());
+      std::string ns = meta.value("namespace", "default");
+      secrets[absl::StrCat(ns, "/", meta.value("name", ""))] = SecretData(doc);
+      continue;
+    }
+    if (kind != kGitRepositoryKind) {
+      common::LogError("skipping unsupported document in sources file",
+                       {{"file", options_.path}, {"document", std::to_string(i + 1)}, {"kind", kind}});
+      continue;
+    }
+    auto repo = ParseGitRepository(doc);
+    if (!repo.ok()) {
+      std::string who = doc.contains("metadata") ? doc["metadata"].value("name", "?") : "?";
+      std::string msg = absl::StrCat(options_.path, ": GitRepository ", who, ": ", repo.status().message());
+      if (initial) return absl::InvalidArgumentError(msg);
+      common::LogError("invalid GitRepository in sources file; keeping the previous one",
+                       {{"error", msg}});
+      continue;
+    }
+    std::string key = absl::StrCat(repo->namespace_name, "/", repo->name);
+    specs[key] = doc["spec"];
+    repos[key] = std::move(*repo);
+  }
+
+  std::vector<GitRepository> to_delete;
+  {
+    absl::MutexLock lock(&mu_);
+    file_digest_ = digest;
+    bool secrets_changed = secrets != secrets_;
+    secrets_ = std::move(secrets);
+    absl::Time now = absl::Now();
+    for (auto& [key, repo] : repos) {
+      auto it = entries_.find(key);
+      if (it == entries_.end() || it->second.removed) {
+        Entry e;
+        e.repo = std::move(repo);
+        e.spec_json = specs[key];
+        // Restore the persisted status so the stored artifact is announced
+        // at once after a restart.
+        auto state = ReadAll(StatePath(e.repo.namespace_name, e.repo.name));
+        if (state.ok()) {
+          nlohmann::json j = nlohmann::json::parse(*state, nullptr, /*allow_exceptions=*/false);
+          if (!j.is_discarded()) {
+            e.repo.status = StatusFromJson(j.value("status", nlohmann::json::object()));
+            e.repo.generation = std::max<int64_t>(e.repo.generation, j.value("generation", int64_t{1}));
+            if (j.value("spec", nlohmann::json()) != e.spec_json) ++e.repo.generation;
+            reconciler_->Restore(e.repo);
+          }
+        }
+        e.next_run = now;
+        entries_[key] = std::move(e);
+      } else if (it->second.spec_json != specs[key]) {
+        // A spec change runs at once, as a generation bump does in Flux.
+        GitRepositoryStatus status = std::move(it->second.repo.status);
+        int64_t generation = it->second.repo.generation + 1;
+        it->second.repo = std::move(repo);
+        it->second.repo.status = std::move(status);
+        it->second.repo.generation = generation;
+        it->second.spec_json = specs[key];
+        it->second.next_run = now;
+      } else if (secrets_changed && !it->second.repo.spec.secret_name.empty()) {
+        it->second.next_run = now;
+      }
+    }
+    for (auto& [key, entry] : entries_) {
+      if (!entry.removed && repos.count(key) == 0) {
+        entry.removed = true;
+        to_delete.push_back(entry.repo);
+      }
+    }
+  }
+  for (const auto& repo : to_delete) {
+    absl::Status s = reconciler_->Delete(repo);
+    std::error_code ec;
+    fs::remove(StatePath(repo.namespace_name, repo.name), ec);
+    common::LogInfo("source removed from sources file; artifacts deleted",
+                    {{"kind", kGitRepositoryKind}, {"namespace", repo.namespace_name},
+                     {"name", repo.name}, {"error", s.ok() ? "" : std::string(s.message())}});
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (it->second.removed && !it->second.running) {
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  common::LogInfo("sources file loaded", {{"file", options_.path},
+                                          {"gitrepositories", std::to_string(repos.size())}});
+  return absl::OkStatus();
+}
+
+GitCredentials SourcesFileRunner::CredentialsFor(const GitRepository& repo) const {
+  GitCredentials c;
+  if (repo.spec.secret_name.empty()) return c;
+  auto it = secrets_.find(absl::StrCat(repo.namespace_name, "/", repo.spec.secret_name));
+  if (it == secrets_.end()) return c;
+  auto get = [&](const char* k) {
+    auto v = it->second.find(k);
+    return v == it->second.end() ? std::string() : v->second;
+  };
+  c.username = get("username");
+  c.password = get("password");
+  c.bearer_token = get("bearerToken");
+  c.ca_pem = get("ca.crt").empty() ? get("caFile") : get("ca.crt");
+  c.ssh_identity = get("identity");
+  c.ssh_known_hosts = get("known_hosts");
+  if (!c.ssh_identity.empty()) c.ssh_identity_passphrase = c.password;
+  return c;
+}
+
+void SourcesFileRunner::WorkerLoop() {
+  while (true) {
+    std::string key;
+    GitRepository repo;
+    GitCredentials creds;
+    bool missing_secret = false;
+    {
+      absl::MutexLock lock(&mu_);
+      while (true) {
+        if (stopping_) return;
+        absl::Time now = absl::Now();
+        absl::Time earliest = now + absl::Seconds(1);
+        Entry* due = nullptr;
+        for (auto& [k, e] : entries_) {
+          if (e.running || e.removed || e.repo.spec.suspend) continue;
+          if (e.next_run <= now && (due == nullptr || e.next_run < due->next_run)) {
+            due = &e;
+            key = k;
+          }
+          earliest = std::min(earliest, e.next_run);
+        }
+        if (due != nullptr) {
+          due->running = true;
+          repo = due->repo;
+          creds = CredentialsFor(repo);
+          missing_secret = !repo.spec.secret_name.empty() &&
+                           secrets_.count(absl::StrCat(repo.namespace_name, "/", repo.spec.secret_name)) == 0;
+          break;
+        }
+        auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+        mu_.AwaitWithDeadline(absl::Condition(&wake), std::max(earliest, now + absl::Milliseconds(5)));
+      }
+    }
+    absl::Time now = absl::Now();
+    if (missing_secret) {
+      absl::Status err = absl::NotFoundError(absl::StrCat("failed to get secret '", repo.namespace_name,
+                                                          "/", repo.spec.secret_name, "': not found"));
+      SetCondition(repo.status.conditions,
+                   Condition{kFetchFailedCondition, "True", kAuthenticationFailedReason,
+                             std::string(err.message()), repo.generation, now},
+                   now);
+      SetCondition(repo.status.conditions,
+                   Condition{kReadyCondition, "False", kAuthenticationFailedReason,
+                             std::string(err.message()), repo.generation, now},
+                   now);
+      common::LogError("reconciliation failed", {{"kind", kGitRepositoryKind},
+                                                 {"namespace", repo.namespace_name},
+                                                 {"name", repo.name},
+                                                 {"error", err.message()}});
+    } else {
+      reconciler_->Reconcile(repo, creds, now).IgnoreError();
+    }
+    Persist(repo);
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) continue;
+    Entry& e = it->second;
+    e.running = false;
+    if (e.removed) {
+      // Deleted while we worked: undo what this run stored.
+      mu_.Unlock();
+      reconciler_->Delete(repo).IgnoreError();
+      mu_.Lock();
+      entries_.erase(key);
+      continue;
+    }
+    if (e.repo.generation == repo.generation) {
+      e.repo.status = repo.status;
+      e.next_run = NextRun(absl::Now(), e.repo.spec.interval);
+    } else {
+      // The spec changed while we worked: keep what we learned, run again now.
+      e.repo.status = repo.status;
+      e.next_run = absl::Now();
+    }
+  }
+}
+
+void SourcesFileRunner::WatchLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&wake), options_.poll_interval);
+      if (stopping_) return;
+    }
+    absl::Status s = Load(/*initial=*/false);
+    if (!s.ok()) {
+      common::LogError("cannot reload sources file; keeping the previous sources",
+                       {{"file", options_.path}, {"error", s.message()}});
+    }
+  }
+}
+
+void SourcesFileRunner::Persist(const GitRepository& repo) {
+  nlohmann::json j;
+  j["generation"] = repo.generation;
+  j["status"] = StatusToJson(repo.status);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(absl::StrCat(repo.namespace_name, "/", repo.name));
+    if (it != entries_.end()) j["spec"] = it->second.spec_json;
+  }
+  std::string path = StatePath(repo.namespace_name, repo.name);
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump(2) << "\n";
+    if (!out) {
+      common::LogError("cannot persist status", {{"path", path}});
+      return;
+    }
+  }
+  fs::rename(tmp, path, ec);
+}
+
+}  // namespace gitops::source

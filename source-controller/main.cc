@@ -1,0 +1,154 @@
+// source-controller: fetches sources, packs and stores artifacts, and
+// publishes them over gRPC. main only parses flags and wires objects.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "common/http/endpoints.h"
+#include "common/log/log.h"
+#include "common/metrics/metrics.h"
+#include "common/runtime/duration.h"
+#include "common/runtime/shutdown.h"
+#include "source-controller/artifact/storage.h"
+#include "source-controller/controller/reconciler.h"
+#include "source-controller/controller/sources_file.h"
+#include "source-controller/git/libgit2_fetcher.h"
+#include "source-controller/grpc/artifact_server.h"
+#include "source-controller/grpc/event_hub.h"
+
+ABSL_FLAG(std::string, grpc_addr, ":9090", "Address the gRPC ArtifactService listens on.");
+ABSL_FLAG(std::string, metrics_addr, ":8080", "Address /metrics is served on.");
+ABSL_FLAG(std::string, health_addr, ":9440", "Address /healthz and /readyz are served on.");
+ABSL_FLAG(std::string, storage_path, "/data", "Directory artifacts are stored in.");
+ABSL_FLAG(std::string, storage_adv_addr, "",
+          "host:port clients use to reach the artifact service, used in artifact URLs "
+          "(default: this host's name and the gRPC port).");
+ABSL_FLAG(std::string, artifact_retention_ttl, "60s",
+          "How long superseded artifacts are kept before garbage collection.");
+ABSL_FLAG(int, artifact_retention_records, 2,
+          "How many artifacts per source are kept after garbage collection.");
+ABSL_FLAG(std::string, sources_file, "",
+          "Run without Kubernetes: reconcile the GitRepository (and Secret) manifests in this "
+          "file, re-read whenever it changes.");
+ABSL_FLAG(int, concurrent, 2, "Number of sources reconciled at the same time.");
+ABSL_FLAG(std::string, grpc_tls_cert, "", "PEM certificate for TLS on the gRPC port.");
+ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key for TLS on the gRPC port.");
+ABSL_FLAG(std::string, grpc_tls_client_ca, "",
+          "PEM CA; when set, gRPC clients must present a certificate it signed (mTLS).");
+ABSL_FLAG(std::string, log_level, "info", "Log verbosity: debug, info or error.");
+ABSL_FLAG(std::string, log_encoding, "json", "Log format: json or console.");
+
+namespace gitops::source {
+namespace {
+
+int Run() {
+  namespace fs = std::filesystem;
+  auto level = common::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  auto encoding = common::ParseLogEncoding(absl::GetFlag(FLAGS_log_encoding));
+  if (!level.ok() || !encoding.ok()) {
+    fprintf(stderr, "%s\n", std::string((!level.ok() ? level.status() : encoding.status()).message()).c_str());
+    return 2;
+  }
+  common::InitLogging("source-controller", *level, *encoding);
+  auto fail = [](absl::string_view what, const absl::Status& s) {
+    common::LogError(what, {{"error", s.message()}});
+    return 1;
+  };
+
+  auto ttl = common::ParseGoDuration(absl::GetFlag(FLAGS_artifact_retention_ttl));
+  if (!ttl.ok()) return fail("invalid --artifact-retention-ttl", ttl.status());
+  const std::string sources_file = absl::GetFlag(FLAGS_sources_file);
+  if (sources_file.empty()) {
+    return fail("cannot start",
+                absl::UnimplementedError(
+                    "Kubernetes mode is not available in this build yet; run with "
+                    "--sources-file=FILE (cluster-less mode)"));
+  }
+
+  const fs::path storage_root = absl::GetFlag(FLAGS_storage_path);
+  auto storage = ArtifactStorage::Create(storage_root.string());
+  if (!storage.ok()) return fail("cannot open storage", storage.status());
+  ArtifactEventHub hub;
+
+  ArtifactServerOptions server_options;
+  server_options.listen_address = absl::GetFlag(FLAGS_grpc_addr);
+  server_options.tls_cert_file = absl::GetFlag(FLAGS_grpc_tls_cert);
+  server_options.tls_key_file = absl::GetFlag(FLAGS_grpc_tls_key);
+  server_options.tls_client_ca_file = absl::GetFlag(FLAGS_grpc_tls_client_ca);
+  auto server = ArtifactServer::Start(server_options, &hub, storage->get());
+  if (!server.ok()) return fail("cannot start gRPC server", server.status());
+
+  std::string adv = absl::GetFlag(FLAGS_storage_adv_addr);
+  if (adv.empty()) {
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    adv = absl::StrCat(host, ":", (*server)->port());
+  }
+
+  std::unique_ptr<GitFetcher> git = NewLibgit2Fetcher();
+  ReconcilerOptions rec_options;
+  rec_options.cache_root = (storage_root / ".git-cache").string();
+  rec_options.work_root = (storage_root / ".work").string();
+  rec_options.advertised_address = adv;
+  rec_options.retention_records = absl::GetFlag(FLAGS_artifact_retention_records);
+  rec_options.retention_ttl = *ttl;
+  std::error_code ec;
+  fs::remove_all(rec_options.work_root, ec);  // checkouts a crash left behind
+  GitRepositoryReconciler reconciler(ReconcilerDeps{git.get(), storage->get(), &hub}, rec_options);
+
+  SourcesFileOptions file_options;
+  file_options.path = sources_file;
+  file_options.state_root = (storage_root / ".state").string();
+  file_options.workers = absl::GetFlag(FLAGS_concurrent);
+  SourcesFileRunner runner(file_options, &reconciler);
+  absl::Status started = runner.Start();
+  if (!started.ok()) return fail("cannot load sources file", started);
+
+  std::atomic<bool> ready{true};
+  auto ready_check = [&ready]() {
+    return ready.load() ? absl::OkStatus() : absl::UnavailableError("shutting down");
+  };
+  auto metrics_http = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_metrics_addr), ready_check,
+                                                   &common::Metrics::Global());
+  if (!metrics_http.ok()) return fail("cannot serve metrics", metrics_http.status());
+  std::unique_ptr<common::HttpEndpoints> health_http;
+  if (absl::GetFlag(FLAGS_health_addr) != absl::GetFlag(FLAGS_metrics_addr)) {
+    auto h = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_health_addr), ready_check,
+                                          &common::Metrics::Global());
+    if (!h.ok()) return fail("cannot serve health probes", h.status());
+    health_http = std::move(*h);
+  }
+  common::LogInfo("source-controller started",
+                  {{"grpc_port", std::to_string((*server)->port())},
+                   {"metrics_port", std::to_string((*metrics_http)->port())},
+                   {"health_port", std::to_string(health_http ? health_http->port()
+                                                              : (*metrics_http)->port())},
+                   {"storage_path", storage_root.string()},
+                   {"storage_adv_addr", adv},
+                   {"sources_file", sources_file}});
+
+  std::string sig = common::WaitForShutdownSignal();
+  common::LogInfo("shutting down", {{"signal", sig}});
+  ready.store(false);
+  runner.Stop();  // in-flight reconciles finish first
+  (*server)->Shutdown(absl::Seconds(10));
+  common::LogInfo("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace gitops::source
+
+int main(int argc, char** argv) {
+  gitops::common::BlockShutdownSignals();
+  absl::SetProgramUsageMessage(
+      "Flux-compatible source-controller: fetches GitRepositories, packs deterministic "
+      "artifacts and publishes them over gRPC.\n\n"
+      "  source-controller --sources-file=FILE --storage-path=DIR [--grpc-addr=:9090]\n");
+  absl::ParseCommandLine(argc, argv);
+  return gitops::source::Run();
+}
