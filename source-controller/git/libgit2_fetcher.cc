@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
@@ -226,7 +227,7 @@ absl::Status TranslateError(int code, const CallbackState& state) {
   if (!state.callback_error.ok()) return state.callback_error;
   const git_error* err = git_error_last();
   std::string message = err != nullptr && err->message != nullptr ? err->message : "unknown error";
-  message = Scrub(std::move(message), options);
+  message = Scrub(std::string(absl::StripTrailingAsciiWhitespace(message)), options);
   int klass = err != nullptr ? err->klass : GIT_ERROR_NONE;
   if (state.op != nullptr && state.op->connect_failed()) return absl::UnavailableError(message);
   if (code == GIT_EAUTH || absl::StrContains(message, "401") ||
@@ -234,7 +235,14 @@ absl::Status TranslateError(int code, const CallbackState& state) {
     return absl::UnauthenticatedError(message);
   }
   if (code == GIT_ECERTIFICATE) return absl::PermissionDeniedError(message);
-  if (code == GIT_ENOTFOUND) return absl::NotFoundError(message);
+  // A missing repository: http 404, or the server-side git's complaint.
+  if (code == GIT_ENOTFOUND || absl::StrContains(message, "status code: 404") ||
+      absl::StrContains(message, "does not appear to be a git repository") ||
+      absl::StrContains(message, "repository not exported") ||
+      absl::StrContains(message, "could not find repository") ||
+      absl::StrContains(message, "no such repository")) {
+    return absl::NotFoundError(message);
+  }
   if (klass == GIT_ERROR_NET || klass == GIT_ERROR_HTTP || klass == GIT_ERROR_SSH ||
       klass == GIT_ERROR_SSL || klass == GIT_ERROR_OS) {
     return absl::UnavailableError(message);
@@ -275,7 +283,13 @@ absl::Status ValidateOptions(const GitFetchOptions& options, GitUrl* url) {
   auto parsed = ParseGitUrl(options.url);
   if (!parsed.ok()) return parsed.status();
   *url = *std::move(parsed);
-  return ValidateReference(options.ref);
+  RETURN_IF_ERROR(ValidateReference(options.ref));
+  // libgit2 reports a missing local repository as an unsupported protocol.
+  std::error_code ec;
+  if (url->scheme == "file" && !std::filesystem::exists(url->path, ec)) {
+    return absl::NotFoundError(absl::StrCat("repository ", url->path, " does not exist"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status EnsureEmptyDir(const std::string& dir) {

@@ -201,6 +201,19 @@ TEST_F(FetcherRefsTest, MissingRefsAreNotFoundNamingUrlAndRef) {
   }
 }
 
+TEST_F(FetcherRefsTest, MissingRepositoryIsNotFound) {
+  for (const std::string& url : {daemon_->Url("nope.git"), "file://" + repo_.root + "/nope.git",
+                                 repo_.root + "/nope.git"}) {
+    SCOPED_TRACE(url);
+    GitFetchOptions o = Options({"main", "", "", "", ""});
+    o.url = url;
+    auto resolved = fetcher_->ResolveRemote(o);
+    EXPECT_EQ(resolved.status().code(), absl::StatusCode::kNotFound) << resolved.status();
+    auto fetched = fetcher_->FetchAndCheckout(o, Dir("cache-nope"), Dir("co-nope"));
+    EXPECT_EQ(fetched.status().code(), absl::StatusCode::kNotFound) << fetched.status();
+  }
+}
+
 TEST_F(FetcherRefsTest, InvalidUrlsAndRefsAreInvalidArgument) {
   struct Case {
     std::string name;
