@@ -1,0 +1,86 @@
+#include "kustomize-controller/kustomize/build.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "test/support/process.h"
+
+namespace gitops::kustomize {
+namespace {
+
+using ::gitops::testing::MakeTempDir;
+using ::gitops::testing::RemoveTree;
+using ::gitops::testing::WriteFile;
+
+constexpr char kCm[] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n";
+
+std::string Cm(const std::string& name) {
+  std::string s = kCm;
+  return s.replace(s.find("%s"), 2, name);
+}
+
+class BuildYamlTest : public ::testing::Test {
+ protected:
+  void SetUp() override { root_ = MakeTempDir("kz-build"); }
+  void TearDown() override { RemoveTree(root_); }
+  std::string root_;
+};
+
+TEST_F(BuildYamlTest, GeneratesKustomizationForPlainDirectory) {
+  ASSERT_TRUE(WriteFile(root_ + "/app/b.yaml", Cm("b")).ok());
+  ASSERT_TRUE(WriteFile(root_ + "/app/a.yml", Cm("a")).ok());
+  ASSERT_TRUE(WriteFile(root_ + "/app/notes.txt", "ignored").ok());
+  ASSERT_TRUE(WriteFile(root_ + "/app/sub/c.yaml", Cm("c")).ok());
+  ASSERT_TRUE(WriteFile(root_ + "/app/kz/kustomization.yaml", "resources:\n- d.yaml\nnamePrefix: p-\n").ok());
+  ASSERT_TRUE(WriteFile(root_ + "/app/kz/d.yaml", Cm("d")).ok());
+  absl::StatusOr<std::string> out = BuildYaml(root_, "app");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n---\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n---\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p-d\n");
+}
+
+TEST_F(BuildYamlTest, UsesExistingKustomization) {
+  ASSERT_TRUE(WriteFile(root_ + "/k/kustomization.yaml", "resources:\n- a.yaml\nnamespace: ns\n").ok());
+  ASSERT_TRUE(WriteFile(root_ + "/k/a.yaml", Cm("a")).ok());
+  ASSERT_TRUE(WriteFile(root_ + "/k/unlisted.yaml", Cm("z")).ok());
+  absl::StatusOr<std::string> out = BuildYaml(root_, "./k");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ns\n");
+}
+
+TEST_F(BuildYamlTest, RefusesToReadOutsideRoot) {
+  std::string outside = MakeTempDir("kz-outside");
+  ASSERT_TRUE(WriteFile(outside + "/base/kustomization.yaml", "resources:\n- a.yaml\n").ok());
+  ASSERT_TRUE(WriteFile(outside + "/base/a.yaml", Cm("a")).ok());
+  ASSERT_TRUE(
+      WriteFile(root_ + "/k/kustomization.yaml", "resources:\n- " + outside + "/base\n").ok());
+  absl::StatusOr<std::string> out = BuildYaml(root_, "k");
+  RemoveTree(outside);
+  EXPECT_FALSE(out.ok());
+}
+
+TEST_F(BuildYamlTest, MissingPathIsNotFound) {
+  absl::StatusOr<std::string> out = BuildYaml(root_, "nope");
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(BuildYamlTest, RemoteBasesAreUnimplemented) {
+  ASSERT_TRUE(WriteFile(root_ + "/k/kustomization.yaml",
+                        "resources:\n- https://github.com/org/repo//base?ref=v1\n")
+                  .ok());
+  absl::StatusOr<std::string> out = BuildYaml(root_, "k");
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST_F(BuildYamlTest, CommandPrintsStreamAndFailsOnError) {
+  ASSERT_TRUE(WriteFile(root_ + "/k/kustomization.yaml", "resources:\n- a.yaml\n").ok());
+  ASSERT_TRUE(WriteFile(root_ + "/k/a.yaml", Cm("a")).ok());
+  EXPECT_EQ(RunBuildCommand(root_ + "/k"), 0);
+  EXPECT_EQ(RunBuildCommand(root_ + "/missing"), 1);
+}
+
+}  // namespace
+}  // namespace gitops::kustomize
