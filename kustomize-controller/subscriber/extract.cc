@@ -404,7 +404,7 @@ absl::Status ExtractTarGz(const std::string& tarball, const std::string& dest_di
   absl::Status s = extractor.Run(tarball);
   if (!s.ok()) {
     ClearDir(dest_fd);
-    return common::Annotate(s, "extract artifact");
+    return s;
   }
   return absl::OkStatus();
 }

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto/sha256.h"
 #include "gtest/gtest.h"
+#include "kustomize-controller/subscriber/extract.h"
 #include "test/support/process.h"
 
 namespace gitops::source {
@@ -115,8 +116,14 @@ TEST_F(PackDirectoryTest, SameTreeGivesSameBytesWhateverTheCheckout) {
   auto rc = PackDirectory(a, defaults, tmp_ + "/c.tar.gz", inline_opts);
   ASSERT_TRUE(rc.ok()) << rc.status();
 
+  PackOptions many_opts;
+  many_opts.threads = 4;
+  auto rd = PackDirectory(b, defaults, tmp_ + "/d.tar.gz", many_opts);
+  ASSERT_TRUE(rd.ok()) << rd.status();
+
   EXPECT_EQ(ra->digest, rb->digest);
   EXPECT_EQ(ra->digest, rc->digest) << "thread count must not change the bytes";
+  EXPECT_EQ(ra->digest, rd->digest) << "thread count must not change the bytes";
   EXPECT_EQ(ReadAll(tmp_ + "/a.tar.gz"), ReadAll(tmp_ + "/b.tar.gz"));
   EXPECT_EQ(ra->files, static_cast<int64_t>(SampleTree().size()));
 
@@ -165,6 +172,20 @@ TEST_F(PackDirectoryTest, TarExtractsTheTreeMinusIgnoredFiles) {
   EXPECT_NE(lstat((dst + "/link.yaml").c_str(), &st), 0) << "symlinks are left out, as in Flux";
   EXPECT_EQ(lstat((dst + "/empty").c_str(), &st), 0) << "empty directories are kept";
   EXPECT_EQ(packed->files, static_cast<int64_t>(SampleTree().size()) + 1);
+}
+
+TEST_F(PackDirectoryTest, KustomizeSideExtractsWhatWasPacked) {
+  const std::string src = tmp_ + "/src";
+  WriteTree(src, SampleTree(), false, 0644, 0755);
+  auto packed = PackDirectory(src, IgnoreMatcher(), tmp_ + "/out.tar.gz");
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  const std::string dst = tmp_ + "/dst";
+  absl::Status s = kustomize::ExtractTarGz(tmp_ + "/out.tar.gz", dst, kustomize::ExtractLimits{});
+  ASSERT_TRUE(s.ok()) << s;
+  for (const TreeFile& f : SampleTree()) {
+    SCOPED_TRACE(f.path);
+    EXPECT_EQ(ReadAll(dst + "/" + f.path), f.content);
+  }
 }
 
 TEST_F(PackDirectoryTest, HeadersAreNormalizedAndSorted) {
