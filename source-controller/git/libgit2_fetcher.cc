@@ -1,6 +1,13 @@
 #include "source-controller/git/libgit2_fetcher.h"
 
+#include <fcntl.h>
 #include <git2.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <map>
@@ -341,7 +348,79 @@ absl::Status SetRef(git_repository* repo, const std::string& name, const std::st
   return absl::OkStatus();
 }
 
-// Writes the tree of `commit` into `dir` (no .git).
+// Writes the tree of `commit` into `dir` (no .git): regular files (mode 0644,
+// or 0755 when executable), symlinks as symlinks, submodules as empty
+// directories. Faster than git_checkout_tree (no index, no workdir diff) and
+// refuses entry names that could escape `dir`.
+struct TreeWriter {
+  git_repository* repo;
+  std::string root;
+  absl::Status status;
+};
+
+bool SafeEntryName(absl::string_view name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != absl::string_view::npos) {
+    return false;
+  }
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower != ".git";
+}
+
+int WriteTreeEntry(const char* parent, const git_tree_entry* entry, void* payload) {
+  auto* w = static_cast<TreeWriter*>(payload);
+  const char* name = git_tree_entry_name(entry);
+  if (!SafeEntryName(name)) {
+    w->status = absl::DataLossError(absl::StrCat("refusing tree entry '", parent, name, "'"));
+    return -1;
+  }
+  std::string path = absl::StrCat(w->root, "/", parent, name);
+  git_filemode_t mode = git_tree_entry_filemode(entry);
+  if (mode == GIT_FILEMODE_TREE || mode == GIT_FILEMODE_COMMIT) {
+    if (::mkdir(path.c_str(), 0755) != 0) {
+      w->status = absl::InternalError(absl::StrCat("mkdir ", path, ": ", std::strerror(errno)));
+      return -1;
+    }
+    return mode == GIT_FILEMODE_COMMIT ? 1 : 0;  // 1: do not descend
+  }
+  git_blob* blob = nullptr;
+  if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(entry)) != 0) {
+    w->status = LibgitError(absl::StrCat("read blob ", parent, name));
+    return -1;
+  }
+  const char* data = static_cast<const char*>(git_blob_rawcontent(blob));
+  size_t size = static_cast<size_t>(git_blob_rawsize(blob));
+  if (mode == GIT_FILEMODE_LINK) {
+    std::string target(data, size);
+    git_blob_free(blob);
+    if (::symlink(target.c_str(), path.c_str()) != 0) {
+      w->status = absl::InternalError(absl::StrCat("symlink ", path, ": ", std::strerror(errno)));
+      return -1;
+    }
+    return 0;
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644);
+  bool ok = fd >= 0;
+  while (ok && size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) {
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+  }
+  int saved = errno;
+  if (fd >= 0) ok = ::close(fd) == 0 && ok;
+  git_blob_free(blob);
+  if (!ok) {
+    w->status = absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(saved)));
+    return -1;
+  }
+  return 0;
+}
+
 absl::Status CheckoutTree(git_repository* repo, const git_oid& commit, const std::string& dir) {
   git_object* obj = nullptr;
   if (git_object_lookup(&obj, repo, &commit, GIT_OBJECT_COMMIT) != 0) {
@@ -353,12 +432,10 @@ absl::Status CheckoutTree(git_repository* repo, const git_oid& commit, const std
     return LibgitError("read tree");
   }
   ObjectPtr tree_obj(tree);
-  git_checkout_options checkout;
-  git_checkout_options_init(&checkout, GIT_CHECKOUT_OPTIONS_VERSION);
-  checkout.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_UPDATE_INDEX;
-  checkout.disable_filters = 1;
-  checkout.target_directory = dir.c_str();
-  if (git_checkout_tree(repo, tree_obj.get(), &checkout) != 0) {
+  TreeWriter writer{repo, dir, absl::OkStatus()};
+  if (git_tree_walk(reinterpret_cast<git_tree*>(tree_obj.get()), GIT_TREEWALK_PRE, WriteTreeEntry,
+                    &writer) != 0) {
+    if (!writer.status.ok()) return writer.status;
     return LibgitError(absl::StrCat("checkout into ", dir));
   }
   return absl::OkStatus();
