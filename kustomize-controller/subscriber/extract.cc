@@ -216,8 +216,8 @@ absl::Status Extractor::ExtractFile(struct archive* a, struct archive_entry* e,
   }
   if (declared > limits_.max_total_bytes - bytes_) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("entry \"", path, "\" (", declared, " bytes) exceeds the limit of ",
-                     limits_.max_total_bytes, " bytes of extracted data"));
+        absl::StrCat("entry \"", path, "\" (", declared, " bytes) would take the extracted data ",
+                     "past the limit of ", limits_.max_total_bytes, " bytes"));
   }
   RETURN_IF_ERROR(EnsureParents(path));
   RETURN_IF_ERROR(CheckFree(path));
@@ -296,8 +296,11 @@ absl::Status Extractor::Run(const std::string& tarball) {
   archive_read_support_format_tar(a);
   if (archive_read_open_filename(a, tarball.c_str(), 64 * 1024) != ARCHIVE_OK) {
     const int err = archive_errno(a);
-    std::string msg = absl::StrCat("open ", tarball, ": ", archive_error_string(a));
-    if (err == ENOENT) return absl::NotFoundError(msg);
+    std::string msg =
+        absl::StrCat("corrupt or truncated archive ", tarball, ": ", archive_error_string(a));
+    if (err == ENOENT) {
+      return absl::NotFoundError(absl::StrCat("open ", tarball, ": ", archive_error_string(a)));
+    }
     return absl::DataLossError(msg);
   }
   bool first = true;
@@ -320,8 +323,7 @@ absl::Status Extractor::Run(const std::string& tarball) {
           absl::StrCat("archive has more than ", limits_.max_files, " entries"));
     }
     const char* raw = archive_entry_pathname(e);
-    ASSIGN_OR_RETURN(std::string path,
-                     CleanName(raw, absl::StrCat("entry \"", raw ? raw : "", "\"")));
+    ASSIGN_OR_RETURN(std::string path, CleanName(raw, "entry"));
     if (archive_entry_hardlink(e) != nullptr) {
       RETURN_IF_ERROR(ExtractHardlink(e, path));
       continue;

@@ -11,6 +11,8 @@
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -58,12 +60,7 @@ char32_t DecodeRune(absl::string_view s, size_t* i) {
   return 0xFFFD;
 }
 
-struct GlobToken {
-  enum Kind { kLiteral, kAny, kStar, kClass } kind = kLiteral;
-  char32_t rune = 0;
-  bool negated = false;
-  std::vector<std::pair<char32_t, char32_t>> ranges;
-};
+using internal::GlobToken;
 
 // Reads one possibly escaped rune of a class; false when malformed.
 bool ClassRune(absl::string_view p, size_t* i, char32_t* out) {
@@ -147,13 +144,33 @@ bool TokenMatches(const GlobToken& t, char32_t r) {
   return false;
 }
 
-// Splits a path component into runes.
-std::vector<char32_t> Runes(absl::string_view s) {
-  std::vector<char32_t> out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) out.push_back(DecodeRune(s, &i));
-  return out;
+// Wildcard matching with backtracking to the last star, rune by rune,
+// without allocating.
+bool MatchTokens(const std::vector<GlobToken>& tokens, absl::string_view s) {
+  size_t ti = 0, si = 0;
+  size_t star_t = std::string::npos, star_s = 0;
+  while (si < s.size()) {
+    if (ti < tokens.size() && tokens[ti].kind == GlobToken::kStar) {
+      star_t = ti++;
+      star_s = si;
+      continue;
+    }
+    if (ti < tokens.size()) {
+      size_t next = si;
+      const char32_t r = DecodeRune(s, &next);
+      if (TokenMatches(tokens[ti], r)) {
+        ++ti;
+        si = next;
+        continue;
+      }
+    }
+    if (star_t == std::string::npos) return false;
+    ti = star_t + 1;
+    DecodeRune(s, &star_s);  // the star takes one more rune
+    si = star_s;
+  }
+  while (ti < tokens.size() && tokens[ti].kind == GlobToken::kStar) ++ti;
+  return ti == tokens.size();
 }
 
 std::vector<std::string> SplitPath(absl::string_view path) {
@@ -225,26 +242,14 @@ absl::Status LoadSourceIgnoreFiles(const std::string& dir, const std::string& re
 bool GlobMatch(absl::string_view pattern, absl::string_view name) {
   std::vector<GlobToken> tokens;
   if (!ParseGlob(pattern, &tokens)) return false;
-  const std::vector<char32_t> s = Runes(name);
-  // Classic wildcard matching with backtracking to the last star.
-  size_t ti = 0, si = 0;
-  size_t star_t = std::string::npos, star_s = 0;
-  while (si < s.size()) {
-    if (ti < tokens.size() && tokens[ti].kind == GlobToken::kStar) {
-      star_t = ti++;
-      star_s = si;
-    } else if (ti < tokens.size() && TokenMatches(tokens[ti], s[si])) {
-      ++ti;
-      ++si;
-    } else if (star_t != std::string::npos) {
-      ti = star_t + 1;
-      si = ++star_s;
-    } else {
-      return false;
-    }
-  }
-  while (ti < tokens.size() && tokens[ti].kind == GlobToken::kStar) ++ti;
-  return ti == tokens.size();
+  return MatchTokens(tokens, name);
+}
+
+bool IgnoreMatcher::PartMatches(const Part& part, absl::string_view name) {
+  if (!part.valid) return false;
+  if (part.literal) return part.text == name;
+  if (part.star_suffix) return absl::EndsWith(name, absl::string_view(part.text).substr(1));
+  return MatchTokens(part.tokens, name);
 }
 
 void IgnoreMatcher::AddPatterns(absl::string_view text, absl::string_view domain) {
@@ -264,21 +269,28 @@ void IgnoreMatcher::AddPatterns(absl::string_view text, absl::string_view domain
     }
     if (absl::ConsumeSuffix(&line, "/")) p.dir_only = true;
     p.is_glob = absl::StrContains(line, '/');
-    for (absl::string_view part : absl::StrSplit(line, '/')) p.parts.emplace_back(part);
+    for (absl::string_view text : absl::StrSplit(line, '/')) {
+      Part part;
+      part.text = std::string(text);
+      part.literal = text.find_first_of("*?[\\") == absl::string_view::npos;
+      if (!part.literal) part.valid = ParseGlob(text, &part.tokens);
+      part.star_suffix = !part.literal && text.size() > 1 && text[0] == '*' &&
+                         text.find_first_of("*?[\\", 1) == absl::string_view::npos;
+      p.parts.push_back(std::move(part));
+    }
     has_negations_ = has_negations_ || p.inclusion;
     patterns_.push_back(std::move(p));
   }
 }
 
-IgnoreMatcher::Result IgnoreMatcher::Match(const Pattern& p,
-                                           const std::vector<absl::string_view>& full_path,
-                                           bool is_dir) {
-  if (full_path.size() <= p.domain.size()) return Result::kNoMatch;
+IgnoreMatcher::Result IgnoreMatcher::Match(const Pattern& p, const absl::string_view* full_path,
+                                           size_t full_n, bool is_dir) {
+  if (full_n <= p.domain.size()) return Result::kNoMatch;
   for (size_t i = 0; i < p.domain.size(); ++i) {
     if (full_path[i] != p.domain[i]) return Result::kNoMatch;
   }
   const size_t base = p.domain.size();
-  const size_t n = full_path.size() - base;
+  const size_t n = full_n - base;
   auto at = [&](size_t i) { return full_path[base + i]; };
   bool matched = false;
 
@@ -286,7 +298,7 @@ IgnoreMatcher::Result IgnoreMatcher::Match(const Pattern& p,
     // A pattern without '/' matches any component; a directory-only pattern
     // does not match a non-directory as the last component.
     for (size_t i = 0; i < n; ++i) {
-      if (!GlobMatch(p.parts[0], at(i))) continue;
+      if (!PartMatches(p.parts[0], at(i))) continue;
       matched = !(p.dir_only && !is_dir && i == n - 1);
       break;
     }
@@ -297,17 +309,17 @@ IgnoreMatcher::Result IgnoreMatcher::Match(const Pattern& p,
     bool can_traverse = false;
     bool failed = false;
     for (size_t k = 0; k < p.parts.size() && !failed; ++k) {
-      const std::string& part = p.parts[k];
-      if (part.empty()) {
+      const Part& part = p.parts[k];
+      if (part.text.empty()) {
         can_traverse = false;
         continue;
       }
-      if (part == "**") {
+      if (part.text == "**") {
         if (k == p.parts.size() - 1) break;
         can_traverse = true;
         continue;
       }
-      if (part.find("**") != std::string::npos || pos >= n) {
+      if (part.text.find("**") != std::string::npos || pos >= n) {
         failed = true;
         break;
       }
@@ -315,14 +327,14 @@ IgnoreMatcher::Result IgnoreMatcher::Match(const Pattern& p,
         can_traverse = false;
         while (pos < n) {
           absl::string_view e = at(pos++);
-          if (GlobMatch(part, e)) {
+          if (PartMatches(part, e)) {
             matched = true;
             break;
           }
           if (pos == n) matched = false;
         }
       } else {
-        if (!GlobMatch(part, at(pos))) {
+        if (!PartMatches(part, at(pos))) {
           failed = true;
           break;
         }
@@ -343,13 +355,13 @@ void IgnoreMatcher::Append(const IgnoreMatcher& other) {
 }
 
 bool IgnoreMatcher::Excluded(absl::string_view path, bool is_dir) const {
-  std::vector<absl::string_view> parts;
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    if (!part.empty()) parts.push_back(part);
+  absl::InlinedVector<absl::string_view, 16> parts;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    parts.push_back(part);
   }
   if (parts.empty()) return false;
   for (auto it = patterns_.rbegin(); it != patterns_.rend(); ++it) {
-    Result r = Match(*it, parts, is_dir);
+    Result r = Match(*it, parts.data(), parts.size(), is_dir);
     if (r != Result::kNoMatch) return r == Result::kExclude;
   }
   return false;

@@ -6,12 +6,23 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace gitops::source {
+
+namespace internal {
+// One element of a compiled glob: a literal rune, '?', '*' or a '[...]' class.
+struct GlobToken {
+  enum Kind { kLiteral, kAny, kStar, kClass } kind = kLiteral;
+  char32_t rune = 0;
+  bool negated = false;
+  std::vector<std::pair<char32_t, char32_t>> ranges;
+};
+}  // namespace internal
 
 // Flux's default exclusions (fluxcd/pkg/sourceignore), comma-separated.
 // The VCS set always applies; the others apply only when the source has no
@@ -58,15 +69,24 @@ class IgnoreMatcher {
   bool has_negations() const { return has_negations_; }
 
  private:
+  // One '/'-separated component of a pattern, compiled once.
+  struct Part {
+    std::string text;
+    std::vector<internal::GlobToken> tokens;
+    bool valid = true;         // false: malformed, matches nothing (Go's ErrBadPattern)
+    bool literal = true;       // no wildcards: compare text directly
+    bool star_suffix = false;  // "*<literal>": compare the suffix (text minus '*')
+  };
   struct Pattern {
     std::vector<std::string> domain;
-    std::vector<std::string> parts;
+    std::vector<Part> parts;
     bool inclusion = false;
     bool dir_only = false;
     bool is_glob = false;
   };
   enum class Result { kNoMatch, kExclude, kInclude };
-  static Result Match(const Pattern& p, const std::vector<absl::string_view>& path, bool is_dir);
+  static Result Match(const Pattern& p, const absl::string_view* path, size_t n, bool is_dir);
+  static bool PartMatches(const Part& part, absl::string_view name);
 
   std::vector<Pattern> patterns_;
   bool has_negations_ = false;

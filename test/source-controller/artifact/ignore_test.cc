@@ -69,6 +69,13 @@ TEST(IgnoreMatcherTest, GitignoreSemantics) {
       {"trailing spaces are trimmed", "bar   ", "bar", false, true},
       {"CRLF line endings", "bar\r\nbaz\r\n", "baz", false, true},
       {"no patterns exclude nothing", "", "anything", false, false},
+      {"lone star matches any name", "*", "a/b", false, true},
+      {"star suffix", "*.tar.gz", "dist/app.tar.gz", false, true},
+      {"star suffix needs the whole suffix", "*.tar.gz", "app.gz", false, false},
+      {"stars on both sides", "*val*", "a/interval.yaml", false, true},
+      {"escaped star after a star", "*\\*", "a*", false, true},
+      {"escaped star after a star miss", "*\\*", "ab", false, false},
+      {"non-ASCII question mark is one rune", "caf?.yaml", "caf\xc3\xa9.yaml", false, true},
   };
   for (const MatchCase& c : cases) {
     SCOPED_TRACE(c.name);

@@ -91,7 +91,9 @@ class PackDirectoryTest : public ::testing::Test {
 TEST_F(PackDirectoryTest, SameTreeGivesSameBytesWhateverTheCheckout) {
   const std::string a = tmp_ + "/a", b = tmp_ + "/b";
   WriteTree(a, SampleTree(), /*reverse=*/false, 0644, 0755);
+  const mode_t old_umask = umask(077);  // the second checkout under a strict umask
   WriteTree(b, SampleTree(), /*reverse=*/true, 0600, 0700);
+  umask(old_umask);
   // Different mtimes, a .git directory, and noise only in one checkout.
   struct timespec old_times[2] = {{1000000, 0}, {1000000, 0}};
   ASSERT_EQ(utimensat(AT_FDCWD, (b + "/deploy/app.yaml").c_str(), old_times, 0), 0);
