@@ -237,8 +237,10 @@ absl::Status TranslateError(int code, const CallbackState& state) {
   message = Scrub(std::string(absl::StripTrailingAsciiWhitespace(message)), options);
   int klass = err != nullptr ? err->klass : GIT_ERROR_NONE;
   if (state.op != nullptr && state.op->connect_failed()) return absl::UnavailableError(message);
+  // libssh2 fails by itself when the identity cannot be decrypted or used.
   if (code == GIT_EAUTH || absl::StrContains(message, "401") ||
-      absl::StrContains(message, "authentication required")) {
+      absl::StrContains(message, "authentication required") ||
+      absl::StrContains(message, "Failed to authenticate SSH session")) {
     return absl::UnauthenticatedError(message);
   }
   if (code == GIT_ECERTIFICATE) return absl::PermissionDeniedError(message);

@@ -280,9 +280,11 @@ std::string GitHttpServer::Url(absl::string_view repo) const {
               : absl::StrCat("http://127.0.0.1:", port_, "/", repo);
 }
 
-absl::StatusOr<SshKeyPair> GenerateSshKey(const std::string& dir, absl::string_view name) {
+absl::StatusOr<SshKeyPair> GenerateSshKey(const std::string& dir, absl::string_view name,
+                                          absl::string_view type, absl::string_view passphrase) {
   std::string path = absl::StrCat(dir, "/", name);
-  auto out = RunCommand({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", path},
+  auto out = RunCommand({"ssh-keygen", "-q", "-t", std::string(type), "-N",
+                         std::string(passphrase), "-C", "", "-f", path},
                         absl::Seconds(30));
   if (!out.ok()) return out.status();
   SshKeyPair pair;
@@ -344,6 +346,12 @@ GitSshServer::~GitSshServer() {
 
 std::string GitSshServer::Url(absl::string_view absolute_repo_path) const {
   return absl::StrCat("ssh://", user_, "@127.0.0.1:", port_, absolute_repo_path);
+}
+
+absl::Status GitSshServer::AuthorizeKey(const std::string& public_key) {
+  auto keys = ReadFile(dir_ + "/authorized_keys");
+  if (!keys.ok()) return keys.status();
+  return WriteFile(dir_ + "/authorized_keys", *keys + public_key + "\n");
 }
 
 std::string GitSshServer::known_hosts_line() const {

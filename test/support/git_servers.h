@@ -112,12 +112,16 @@ class GitHttpServer {
   std::unique_ptr<ServerProcess> nginx_;
 };
 
-// An ed25519 key pair made by ssh-keygen.
+// A key pair made by ssh-keygen.
 struct SshKeyPair {
   std::string private_key;  // OpenSSH PEM
   std::string public_key;   // "ssh-ed25519 AAAA..." (no comment)
 };
-absl::StatusOr<SshKeyPair> GenerateSshKey(const std::string& dir, absl::string_view name);
+// `type` is an ssh-keygen -t value ("ed25519", "ecdsa"); the private key is
+// encrypted with `passphrase` when non-empty. Files go to dir/name(.pub).
+absl::StatusOr<SshKeyPair> GenerateSshKey(const std::string& dir, absl::string_view name,
+                                          absl::string_view type = "ed25519",
+                                          absl::string_view passphrase = "");
 
 // A private sshd (-f CONFIG, UsePAM no, StrictModes no) on 127.0.0.1:<free
 // port> with an ed25519 host key, accepting one ed25519 client key for the
@@ -132,6 +136,8 @@ class GitSshServer {
   const std::string& client_private_key() const { return client_.private_key; }
   // "[127.0.0.1]:<port> ssh-ed25519 AAAA..." for known_hosts.
   std::string known_hosts_line() const;
+  // Also accepts `public_key` ("<type> <base64>") from now on.
+  absl::Status AuthorizeKey(const std::string& public_key);
   const std::string& host_public_key() const { return host_.public_key; }
 
  private:

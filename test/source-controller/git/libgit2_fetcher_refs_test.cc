@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "source-controller/git/libgit2_fetcher.h"
 #include "test/source-controller/git/test_repo.h"
@@ -198,6 +199,61 @@ TEST_F(FetcherRefsTest, MissingRefsAreNotFoundNamingUrlAndRef) {
     EXPECT_NE(fetched.status().message().find(c.message_part), std::string::npos)
         << fetched.status();
     EXPECT_NE(fetched.status().message().find(o.url), std::string::npos) << fetched.status();
+  }
+}
+
+TEST_F(FetcherRefsTest, CheckoutKeepsModesSymlinksAndSubmoduleDirs) {
+  auto repo = testing::GitWorkRepo::Create(repo_.work);
+  ASSERT_TRUE(repo.ok());
+  ASSERT_TRUE(repo->CheckoutNewBranch("modes").ok());
+  namespace fs = std::filesystem;
+  ASSERT_TRUE(testing::WriteFile(repo_.work + "/bin/run.sh", "#!/bin/sh\necho hi\n").ok());
+  fs::permissions(repo_.work + "/bin/run.sh", fs::perms::owner_exec, fs::perm_options::add);
+  ASSERT_TRUE(testing::WriteFile(repo_.work + "/empty.txt", "").ok());
+  // A symlink "link" -> "README.md" and a submodule entry "vendor/sub".
+  fs::create_symlink("README.md", repo_.work + "/link");
+  ASSERT_TRUE(testing::Git(repo_.work, {"add", "-A"}).ok());
+  ASSERT_TRUE(testing::Git(repo_.work, {"update-index", "--add", "--cacheinfo",
+                                        "160000," + repo_.c1 + ",vendor/sub"})
+                  .ok());
+  ASSERT_TRUE(testing::Git(repo_.work, {"commit", "--quiet", "-m", "modes"}).ok());
+  ASSERT_TRUE(repo->Push(repo_.bare, "modes", "refs/heads/modes").ok());
+  ASSERT_TRUE(repo->Checkout("main").ok());
+
+  std::string co = Dir("co");
+  auto fetched = fetcher_->FetchAndCheckout(Options({"modes", "", "", "", ""}), Dir("cache"), co);
+  ASSERT_TRUE(fetched.ok()) << fetched.status();
+  EXPECT_NE(fs::status(co + "/bin/run.sh").permissions() & fs::perms::owner_exec, fs::perms::none);
+  EXPECT_EQ(fs::status(co + "/README.md").permissions() & fs::perms::owner_exec, fs::perms::none);
+  ASSERT_TRUE(fs::is_symlink(co + "/link"));
+  EXPECT_EQ(fs::read_symlink(co + "/link").string(), "README.md");
+  EXPECT_TRUE(fs::is_directory(co + "/vendor/sub"));
+  EXPECT_TRUE(fs::is_empty(co + "/vendor/sub"));
+  EXPECT_EQ(fs::file_size(co + "/empty.txt"), 0u);
+}
+
+TEST_F(FetcherRefsTest, RefusesTreeEntriesThatEscapeTheCheckout) {
+  // git mktree accepts names a checkout must never write.
+  for (const std::string& name : {std::string(".."), std::string(".GIT")}) {
+    SCOPED_TRACE(name);
+    auto blob = testing::Git(repo_.bare, {"hash-object", "-w", "--stdin"});
+    ASSERT_TRUE(blob.ok()) << blob.status();
+    std::string listing = repo_.root + "/listing";
+    ASSERT_TRUE(testing::WriteFile(listing, "100644 blob " + *blob + "\t" + name + "\n").ok());
+    auto tree = testing::RunCommand(
+        {"sh", "-c", "git -C '" + repo_.bare + "' mktree < '" + listing + "'"});
+    ASSERT_TRUE(tree.ok()) << tree.status();
+    std::string tree_id = std::string(absl::StripTrailingAsciiWhitespace(*tree));
+    auto commit = testing::Git(repo_.bare, {"commit-tree", tree_id, "-m", "evil"});
+    ASSERT_TRUE(commit.ok()) << commit.status();
+    ASSERT_TRUE(testing::Git(repo_.bare, {"update-ref", "refs/heads/evil", *commit}).ok());
+    std::string co = Dir("co-evil" + std::to_string(name.size()));
+    auto fetched = fetcher_->FetchAndCheckout(Options({"evil", "", "", "", ""}),
+                                              Dir("cache-evil" + std::to_string(name.size())), co);
+    ASSERT_FALSE(fetched.ok());
+    EXPECT_EQ(fetched.status().code(), absl::StatusCode::kDataLoss) << fetched.status();
+    EXPECT_NE(fetched.status().message().find("refusing tree entry"), std::string::npos);
+    EXPECT_TRUE(std::filesystem::is_empty(co));
   }
 }
 

@@ -74,6 +74,37 @@ TEST_F(FetcherSshTest, ResolvesAndFetchesWithEd25519Identity) {
   EXPECT_EQ(*testing::ReadFile(Dir("co/deploy/app.yaml")), "kind: B\n");
 }
 
+TEST_F(FetcherSshTest, AcceptsEcdsaAndPassphraseProtectedKeys) {
+  struct Case {
+    std::string name, type, passphrase;
+  };
+  const std::vector<Case> cases = {
+      {"ecdsa", "ecdsa", ""},
+      {"ed25519 with passphrase", "ed25519", "key-pass-123"},
+      {"ecdsa with passphrase", "ecdsa", "key-pass-456"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto key = testing::GenerateSshKey(scratch_, absl::StrCat("key", c.type, c.passphrase.size()),
+                                       c.type, c.passphrase);
+    ASSERT_TRUE(key.ok()) << key.status();
+    ASSERT_TRUE(server_->AuthorizeKey(key->public_key).ok());
+    GitFetchOptions o = Options();
+    o.credentials.ssh_identity = key->private_key;
+    o.credentials.ssh_identity_passphrase = c.passphrase;
+    auto resolved = fetcher_->ResolveRemote(o);
+    ASSERT_TRUE(resolved.ok()) << resolved.status();
+    EXPECT_EQ(resolved->commit, repo_->c2);
+    if (!c.passphrase.empty()) {
+      o.credentials.ssh_identity_passphrase = "wrong-passphrase";
+      auto wrong = fetcher_->ResolveRemote(o);
+      ASSERT_FALSE(wrong.ok());
+      EXPECT_EQ(wrong.status().code(), absl::StatusCode::kUnauthenticated) << wrong.status();
+      EXPECT_EQ(wrong.status().message().find("wrong-passphrase"), std::string::npos);
+    }
+  }
+}
+
 TEST_F(FetcherSshTest, HostKeyMustBeKnownAndMatch) {
   struct Case {
     std::string name;
