@@ -94,6 +94,38 @@ std::map<std::string, std::string> StringMap(const Node* n) {
   return out;
 }
 
+// A map[string]string field of the kustomization, typed as kustomize's Go
+// struct decoding would: numbers, booleans and YAML 1.1 booleans are errors.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> StrictPairs(
+    const Node* m, const std::string& field) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (m == nullptr || m->IsNull()) return out;
+  if (!m->IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid Kustomization: json: cannot unmarshal into Go struct field ",
+                     field, " of type map[string]string"));
+  }
+  for (const auto& e : m->entries()) {
+    const Node& v = e.second;
+    if (v.IsNull()) {
+      out.emplace_back(e.first, "");
+      continue;
+    }
+    const char* bad = nullptr;
+    if (v.kind() == Node::Kind::kInt || v.kind() == Node::Kind::kFloat) bad = "number";
+    if (v.kind() == Node::Kind::kBool || v.yaml11_non_string()) bad = "bool";
+    if (v.IsMap()) bad = "object";
+    if (v.IsSeq()) bad = "array";
+    if (bad != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid Kustomization: json: cannot unmarshal ", bad,
+                       " into Go struct field ", field, " of type string"));
+    }
+    out.emplace_back(e.first, v.scalar());
+  }
+  return out;
+}
+
 std::string IdString(const Resource& r) {
   Gvk g = Gvk::Of(r.obj);
   std::string ns = r.ns();
@@ -277,7 +309,9 @@ std::string ResourceHash(const Resource& r) {
   std::string encoded;
   if (kind == "ConfigMap") {
     m["kind"] = Node::String("ConfigMap");
-    m["name"] = Node::String(r.name());
+    // kustomize looks the name up with a path it never finds, so the name
+    // is always empty in the hashed document.
+    m["name"] = Node::String("");
     m["data"] = value("data");
     const Node* bd = r.obj.Find("binaryData");
     if (bd != nullptr && bd->IsMap()) m["binaryData"] = *bd;
@@ -285,7 +319,7 @@ std::string ResourceHash(const Resource& r) {
   } else if (kind == "Secret") {
     m["kind"] = Node::String("Secret");
     m["type"] = value("type");
-    m["name"] = Node::String(r.name());
+    m["name"] = Node::String("");
     m["data"] = value("data");
     const Node* sd = r.obj.Find("stringData");
     if (sd != nullptr && sd->IsMap()) m["stringData"] = *sd;
@@ -450,7 +484,7 @@ struct Engine::Target {
         binary[key] = Node::String(absl::Base64Escape(value));
       }
     }
-    if (!data.entries().empty()) obj["data"] = std::move(data);
+    if (!data.entries().empty() || secret) obj["data"] = std::move(data);
     if (!binary.entries().empty()) obj["binaryData"] = std::move(binary);
     if (secret) {
       std::string type = g.GetString({"type"});
@@ -761,15 +795,6 @@ struct Engine::Target {
     return absl::OkStatus();
   }
 
-  static std::vector<std::pair<std::string, std::string>> Pairs(const Node* m) {
-    std::vector<std::pair<std::string, std::string>> out;
-    if (m == nullptr || !m->IsMap()) return out;
-    for (const auto& e : m->entries()) {
-      out.emplace_back(e.first, e.second.IsNull() ? "" : e.second.scalar());
-    }
-    return out;
-  }
-
   absl::Status Labels(std::vector<Resource>* ra) {
     static const std::vector<FieldSpec> common = BuiltinSpecs(kCommonLabelsSpecs);
     static const std::vector<FieldSpec> templates = BuiltinSpecs(kTemplateLabelsSpecs);
@@ -792,15 +817,19 @@ struct Engine::Target {
           ASSIGN_OR_RETURN(std::vector<FieldSpec> more, ParseFieldSpecs(*extra));
           specs.insert(specs.end(), more.begin(), more.end());
         }
-        RETURN_IF_ERROR(SetMapEntries(ra, specs, Pairs(l.Find("pairs"))));
+        ASSIGN_OR_RETURN(auto pairs, StrictPairs(l.Find("pairs"), "Label.labels.pairs"));
+        RETURN_IF_ERROR(SetMapEntries(ra, specs, pairs));
       }
     }
-    return SetMapEntries(ra, common, Pairs(k.Find("commonLabels")));
+    ASSIGN_OR_RETURN(auto pairs, StrictPairs(k.Find("commonLabels"), "Kustomization.commonLabels"));
+    return SetMapEntries(ra, common, pairs);
   }
 
   absl::Status Annotations(std::vector<Resource>* ra) {
     static const std::vector<FieldSpec> specs = BuiltinSpecs(kCommonAnnotationsSpecs);
-    return SetMapEntries(ra, specs, Pairs(k.Find("commonAnnotations")));
+    ASSIGN_OR_RETURN(auto pairs,
+                     StrictPairs(k.Find("commonAnnotations"), "Kustomization.commonAnnotations"));
+    return SetMapEntries(ra, specs, pairs);
   }
 
   absl::Status Replicas(std::vector<Resource>* ra) {
@@ -1083,9 +1112,10 @@ class NameRefFixer {
       if (nsn != nullptr && !nsn->IsNull()) {
         std::string want = nsn->scalar();
         std::vector<size_t> by_orig, by_cur;
+        auto eff = [](const std::string& ns) { return ns.empty() ? std::string("default") : ns; };
         for (size_t i : pool) {
-          if (OrigNs((*ra_)[i]) == want) by_orig.push_back(i);
-          if ((*ra_)[i].ns() == want) by_cur.push_back(i);
+          if (eff(OrigNs((*ra_)[i])) == eff(want)) by_orig.push_back(i);
+          if (eff((*ra_)[i].ns()) == eff(want)) by_cur.push_back(i);
         }
         pool = !by_orig.empty() ? by_orig : by_cur;
       }

@@ -63,6 +63,11 @@ class Node {
   // String value at a path, or "" when absent or not a scalar.
   std::string GetString(const std::vector<std::string>& path) const;
 
+  // True for a plain scalar that YAML 1.1 (how kustomize reads its own
+  // kustomization file) would not read as a string, e.g. `on`, `y`.
+  bool yaml11_non_string() const { return yaml11_non_string_; }
+  void set_yaml11_non_string(bool v) { yaml11_non_string_ = v; }
+
   bool operator==(const Node& o) const;
   bool operator!=(const Node& o) const { return !(*this == o); }
 
@@ -71,6 +76,7 @@ class Node {
   Node(Kind k, std::string s) : kind_(k), scalar_(std::move(s)) {}
 
   Kind kind_ = Kind::kNull;
+  bool yaml11_non_string_ = false;
   std::string scalar_;
   std::vector<Entry> entries_;
   std::vector<Node> items_;

@@ -1,5 +1,6 @@
 #include "kustomize-controller/kustomize/patch.h"
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,43 +12,127 @@
 namespace gitops::kustomize {
 namespace {
 
-// Merge keys of the built-in kinds' lists, by field name. Lists of other
-// fields merge by the first key every element carries (kyaml's inference),
-// or are replaced.
-const char* KnownMergeKey(const std::string& field, const std::string& parent) {
-  if (field == "containers" || field == "initContainers" || field == "ephemeralContainers" ||
-      field == "env" || field == "volumes" || field == "imagePullSecrets") {
-    return "name";
+// A tiny slice of the Kubernetes OpenAPI schema: the node types whose lists
+// kustomize merges by key (patchStrategy "merge") instead of replacing.
+// kustomize knows nothing about other kinds, so their lists are replaced.
+enum class Type {
+  kNone,
+  kKnownRoot,
+  kPodRoot,
+  kWorkloadRoot,
+  kWorkloadSpec,
+  kCronJobRoot,
+  kCronJobSpec,
+  kJobTemplate,
+  kPodTemplateRoot,
+  kPodTemplate,
+  kPodSpec,
+  kContainer,
+  kServiceRoot,
+  kServiceSpec,
+  kWebhookRoot,
+  kObjectMeta,
+};
+
+struct ListRule {
+  bool merge = false;
+  const char* key = nullptr;  // nullptr with merge: a set of scalars
+  Type elem = Type::kNone;
+};
+
+Type RootType(const Node& obj) {
+  static const std::set<std::string> kKnown = {
+      "ConfigMap", "Secret", "ServiceAccount", "Namespace", "PersistentVolume",
+      "PersistentVolumeClaim", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
+      "Ingress", "IngressClass", "NetworkPolicy", "HorizontalPodAutoscaler",
+      "PodDisruptionBudget", "StorageClass", "PriorityClass", "Endpoints", "LimitRange",
+      "ResourceQuota", "CustomResourceDefinition", "APIService", "Lease", "Event",
+      "EndpointSlice", "RuntimeClass", "CSIDriver", "VolumeAttachment"};
+  std::string kind = obj.GetString({"kind"});
+  if (kind == "Pod") return Type::kPodRoot;
+  if (kind == "Deployment" || kind == "ReplicaSet" || kind == "StatefulSet" ||
+      kind == "DaemonSet" || kind == "Job" || kind == "ReplicationController") {
+    return Type::kWorkloadRoot;
   }
-  if (field == "volumeMounts") return "mountPath";
-  if (field == "volumeDevices") return "devicePath";
-  if (field == "hostAliases") return "ip";
-  if (field == "topologySpreadConstraints") return "topologyKey";
-  if (field == "ports") return parent == "container" ? "containerPort" : "port";
-  return nullptr;
+  if (kind == "CronJob") return Type::kCronJobRoot;
+  if (kind == "PodTemplate") return Type::kPodTemplateRoot;
+  if (kind == "Service") return Type::kServiceRoot;
+  if (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration") {
+    return Type::kWebhookRoot;
+  }
+  return kKnown.count(kind) ? Type::kKnownRoot : Type::kNone;
 }
 
-const char* const kAssociativeKeys[] = {"mountPath", "devicePath",  "ip",           "type",
-                                        "topologyKey", "name", "containerPort"};
-
-std::string InferKey(const Node* a, const Node* b) {
-  for (const char* k : kAssociativeKeys) {
-    bool all = true;
-    bool any = false;
-    for (const Node* list : {a, b}) {
-      if (list == nullptr || !list->IsSeq()) continue;
-      for (const Node& item : list->items()) {
-        any = true;
-        if (!item.IsMap() || item.Find(k) == nullptr) {
-          all = false;
-          break;
-        }
-      }
-      if (!all) break;
-    }
-    if (all && any) return k;
+bool HasObjectMeta(Type t) {
+  switch (t) {
+    case Type::kKnownRoot: case Type::kPodRoot: case Type::kWorkloadRoot:
+    case Type::kCronJobRoot: case Type::kPodTemplateRoot: case Type::kPodTemplate:
+    case Type::kServiceRoot: case Type::kWebhookRoot: case Type::kJobTemplate:
+      return true;
+    default:
+      return false;
   }
-  return "";
+}
+
+Type ChildType(Type t, const std::string& f) {
+  if (f == "metadata" && HasObjectMeta(t)) return Type::kObjectMeta;
+  switch (t) {
+    case Type::kPodRoot:
+      return f == "spec" ? Type::kPodSpec : Type::kNone;
+    case Type::kWorkloadRoot:
+      return f == "spec" ? Type::kWorkloadSpec : Type::kNone;
+    case Type::kWorkloadSpec:
+      return f == "template" ? Type::kPodTemplate : Type::kNone;
+    case Type::kCronJobRoot:
+      return f == "spec" ? Type::kCronJobSpec : Type::kNone;
+    case Type::kCronJobSpec:
+      return f == "jobTemplate" ? Type::kJobTemplate : Type::kNone;
+    case Type::kJobTemplate:
+      return f == "spec" ? Type::kWorkloadSpec : Type::kNone;
+    case Type::kPodTemplateRoot:
+      return f == "template" ? Type::kPodTemplate : Type::kNone;
+    case Type::kPodTemplate:
+      return f == "spec" ? Type::kPodSpec : Type::kNone;
+    case Type::kServiceRoot:
+      return f == "spec" ? Type::kServiceSpec : Type::kNone;
+    default:
+      return Type::kNone;
+  }
+}
+
+ListRule ListRuleFor(Type t, const std::string& f) {
+  switch (t) {
+    case Type::kPodSpec:
+      if (f == "containers" || f == "initContainers" || f == "ephemeralContainers") {
+        return {true, "name", Type::kContainer};
+      }
+      if (f == "volumes" || f == "imagePullSecrets" || f == "resourceClaims" ||
+          f == "schedulingGates") {
+        return {true, "name", Type::kNone};
+      }
+      if (f == "hostAliases") return {true, "ip", Type::kNone};
+      if (f == "topologySpreadConstraints") return {true, "topologyKey", Type::kNone};
+      break;
+    case Type::kContainer:
+      if (f == "ports") return {true, "containerPort", Type::kNone};
+      if (f == "env") return {true, "name", Type::kNone};
+      if (f == "volumeMounts") return {true, "mountPath", Type::kNone};
+      if (f == "volumeDevices") return {true, "devicePath", Type::kNone};
+      break;
+    case Type::kServiceSpec:
+      if (f == "ports") return {true, "port", Type::kNone};
+      break;
+    case Type::kWebhookRoot:
+      if (f == "webhooks") return {true, "name", Type::kNone};
+      break;
+    case Type::kObjectMeta:
+      if (f == "finalizers") return {true, nullptr, Type::kNone};
+      if (f == "ownerReferences") return {true, "uid", Type::kNone};
+      break;
+    default:
+      break;
+  }
+  return {};
 }
 
 bool IsDirectiveKey(const std::string& k) { return !k.empty() && k[0] == '$'; }
@@ -57,7 +142,6 @@ Node StripDirectives(const Node& n) {
     Node out = Node::Map();
     for (const auto& e : n.entries()) {
       if (IsDirectiveKey(e.first)) continue;
-      if (e.first.rfind("$setElementOrder/", 0) == 0) continue;
       out.entries().emplace_back(e.first, StripDirectives(e.second));
     }
     return out;
@@ -76,13 +160,23 @@ Node StripDirectives(const Node& n) {
   return n;
 }
 
-absl::Status MergeMap(Node& target, const Node& patch, const std::string& context);
+absl::Status MergeMap(Node& target, const Node& patch, Type type);
 
-absl::Status MergeList(Node& target, const Node& patch, const std::string& field,
-                       const std::string& context) {
-  const char* known = KnownMergeKey(field, context);
-  std::string key = known != nullptr ? known : InferKey(&target, &patch);
-  // A list-level `$patch: replace` element replaces the list.
+// Two list elements are the same entry when their merge keys match; ports
+// also compare their protocol (TCP when unset), as the schema's list keys do.
+bool SameElement(const Node& a, const Node& b, const char* key) {
+  const Node* ka = a.Find(key);
+  const Node* kb = b.Find(key);
+  if (ka == nullptr || kb == nullptr || *ka != *kb) return false;
+  if (std::string(key) == "port" || std::string(key) == "containerPort") {
+    std::string pa = a.GetString({"protocol"});
+    std::string pb = b.GetString({"protocol"});
+    if ((pa.empty() ? "TCP" : pa) != (pb.empty() ? "TCP" : pb)) return false;
+  }
+  return true;
+}
+
+absl::Status MergeList(Node& target, const Node& patch, const ListRule& rule) {
   for (const Node& item : patch.items()) {
     if (item.IsMap()) {
       const Node* p = item.Find("$patch");
@@ -92,51 +186,62 @@ absl::Status MergeList(Node& target, const Node& patch, const std::string& field
       }
     }
   }
-  if (key.empty() || !target.IsSeq()) {
+  if (!rule.merge || !target.IsSeq()) {
     target = StripDirectives(patch);
     return absl::OkStatus();
   }
-  for (const Node& item : patch.items()) {
-    if (!item.IsMap() || item.Find(key) == nullptr) {
-      target = StripDirectives(patch);
-      return absl::OkStatus();
+  std::vector<Node> result;
+  std::vector<bool> used(target.items().size(), false);
+  if (rule.key == nullptr) {
+    // A set of scalars: the patch's values first, then the rest.
+    for (const Node& item : patch.items()) {
+      bool seen = false;
+      for (const Node& r : result) seen = seen || r == item;
+      if (!seen) result.push_back(item);
     }
+    for (const Node& item : target.items()) {
+      bool seen = false;
+      for (const Node& r : result) seen = seen || r == item;
+      if (!seen) result.push_back(item);
+    }
+    target.items() = std::move(result);
+    return absl::OkStatus();
   }
-  std::string child_context = field == "containers" || field == "initContainers" ||
-                                      field == "ephemeralContainers"
-                                  ? "container"
-                                  : "";
+  // Keyed: merged patch elements in patch order, then untouched elements.
   for (const Node& item : patch.items()) {
-    const Node* kv = item.Find(key);
-    Node* existing = nullptr;
-    size_t idx = 0;
+    if (!item.IsMap() || item.Find(rule.key) == nullptr) continue;
+    int match = -1;
     for (size_t i = 0; i < target.items().size(); ++i) {
-      const Node* tk = target.items()[i].Find(key);
-      if (tk != nullptr && *tk == *kv) {
-        existing = &target.items()[i];
-        idx = i;
+      if (!used[i] && target.items()[i].IsMap() &&
+          SameElement(target.items()[i], item, rule.key)) {
+        match = static_cast<int>(i);
         break;
       }
     }
     const Node* directive = item.Find("$patch");
-    if (directive != nullptr && directive->scalar() == "delete") {
-      if (existing != nullptr) target.items().erase(target.items().begin() + idx);
+    bool del = directive != nullptr && directive->scalar() == "delete";
+    if (match >= 0) used[match] = true;
+    if (del) continue;
+    if (match < 0) {
+      result.push_back(StripDirectives(item));
       continue;
     }
-    if (existing == nullptr) {
-      target.items().push_back(StripDirectives(item));
-      continue;
-    }
+    Node merged = target.items()[match];
     if (directive != nullptr && directive->scalar() == "replace") {
-      *existing = StripDirectives(item);
-      continue;
+      merged = StripDirectives(item);
+    } else {
+      RETURN_IF_ERROR(MergeMap(merged, item, rule.elem));
     }
-    RETURN_IF_ERROR(MergeMap(*existing, item, child_context));
+    result.push_back(std::move(merged));
   }
+  for (size_t i = 0; i < target.items().size(); ++i) {
+    if (!used[i]) result.push_back(target.items()[i]);
+  }
+  target.items() = std::move(result);
   return absl::OkStatus();
 }
 
-absl::Status MergeMap(Node& target, const Node& patch, const std::string& context) {
+absl::Status MergeMap(Node& target, const Node& patch, Type type) {
   const Node* directive = patch.Find("$patch");
   if (directive != nullptr && directive->scalar() == "replace") {
     target = StripDirectives(patch);
@@ -165,13 +270,13 @@ absl::Status MergeMap(Node& target, const Node& patch, const std::string& contex
         target[k] = StripDirectives(pv);
         continue;
       }
-      RETURN_IF_ERROR(MergeMap(*tv, pv, ""));
+      RETURN_IF_ERROR(MergeMap(*tv, pv, ChildType(type, k)));
     } else if (pv.IsSeq()) {
       if (tv == nullptr || !tv->IsSeq()) {
         target[k] = StripDirectives(pv);
         continue;
       }
-      RETURN_IF_ERROR(MergeList(*tv, pv, k, context));
+      RETURN_IF_ERROR(MergeList(*tv, pv, ListRuleFor(type, k)));
     } else {
       target[k] = pv;
     }
@@ -303,7 +408,7 @@ absl::Status ApplyStrategicMerge(Node& target, const Node& patch, bool* deleted)
     *deleted = true;
     return absl::OkStatus();
   }
-  return MergeMap(target, patch, "");
+  return MergeMap(target, patch, RootType(target));
 }
 
 absl::Status ApplyJson6902(Node& target, const Node& ops) {

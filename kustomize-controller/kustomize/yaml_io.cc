@@ -277,6 +277,8 @@ Node ResolvePlain(const std::string& s) {
 // ---------------------------------------------------------------------------
 // Loading with yaml-cpp.
 
+bool V2ResolvesAsString(const std::string& s);
+
 struct Converter {
   size_t budget;
   std::string error;
@@ -300,6 +302,9 @@ struct Converter {
         const std::string& tag = in.Tag();
         if (tag == "?") {
           *out = ResolvePlain(in.Scalar());
+          if (out->IsString() && !V2ResolvesAsString(out->scalar())) {
+            out->set_yaml11_non_string(true);
+          }
         } else if (tag == "!" || tag == "tag:yaml.org,2002:str") {
           *out = Node::String(in.Scalar());
         } else if (tag == "tag:yaml.org,2002:null") {

@@ -12,24 +12,35 @@ Node Y(const std::string& s) {
   return n.ok() ? *n : Node();
 }
 
-TEST(StrategicMergeTest, MergesContainersByName) {
-  Node t = Y("spec:\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: y\n");
+TEST(StrategicMergeTest, MergesContainersByNamePatchOrderFirst) {
+  Node t = Y("kind: Pod\nspec:\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: y\n");
   bool deleted = false;
-  ASSERT_TRUE(ApplyStrategicMerge(t, Y("spec:\n  containers:\n  - name: b\n    image: z\n  - name: c\n    image: w\n"), &deleted).ok());
+  ASSERT_TRUE(ApplyStrategicMerge(
+                  t, Y("spec:\n  containers:\n  - name: b\n    image: z\n  - name: c\n    image: w\n"),
+                  &deleted)
+                  .ok());
   EXPECT_FALSE(deleted);
   EXPECT_EQ(EmitYaml(t),
-            "spec:\n  containers:\n  - image: x\n    name: a\n  - image: z\n    name: b\n"
-            "  - image: w\n    name: c\n");
+            "kind: Pod\nspec:\n  containers:\n  - image: z\n    name: b\n  - image: w\n    name: c\n"
+            "  - image: x\n    name: a\n");
+}
+
+TEST(StrategicMergeTest, ReplacesListsOfUnknownKinds) {
+  Node t = Y("kind: Widget\nspec:\n  containers:\n  - name: a\n");
+  bool deleted = false;
+  ASSERT_TRUE(ApplyStrategicMerge(t, Y("spec:\n  containers:\n  - name: b\n"), &deleted).ok());
+  EXPECT_EQ(EmitYaml(t), "kind: Widget\nspec:\n  containers:\n  - name: b\n");
 }
 
 TEST(StrategicMergeTest, NullDeletesAndDirectivesWork) {
-  Node t = Y("a: 1\nb:\n  c: 2\n  d: 3\nl:\n- name: x\n- name: y\n");
+  Node t = Y("kind: Pod\na: 1\nb:\n  c: 2\n  d: 3\nspec:\n  volumes:\n  - name: x\n  - name: y\n");
   bool deleted = false;
-  ASSERT_TRUE(ApplyStrategicMerge(
-                  t, Y("a: null\nb:\n  $patch: replace\n  e: 4\nl:\n- name: x\n  $patch: delete\n"),
-                  &deleted)
+  ASSERT_TRUE(ApplyStrategicMerge(t,
+                                  Y("a: null\nb:\n  $patch: replace\n  e: 4\nspec:\n  volumes:\n"
+                                    "  - name: x\n    $patch: delete\n"),
+                                  &deleted)
                   .ok());
-  EXPECT_EQ(EmitYaml(t), "b:\n  e: 4\nl:\n- name: \"y\"\n");
+  EXPECT_EQ(EmitYaml(t), "b:\n  e: 4\nkind: Pod\nspec:\n  volumes:\n  - name: \"y\"\n");
 }
 
 TEST(StrategicMergeTest, TopLevelDeleteMarksResource) {
