@@ -245,7 +245,7 @@ absl::StatusOr<StoredArtifact> ArtifactStorage::Commit(const SourceKey& key,
   const std::string final_path = root_ + "/" + out.path;
   const absl::Time now = options_.now();
 
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   struct stat st;
   if (lstat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
     // Same digest, same bytes: keep the file readers may hold, refresh it.
@@ -274,7 +274,7 @@ absl::StatusOr<std::unique_ptr<ArtifactReader>> ArtifactStorage::Open(const Sour
   a.path = ArtifactPath(key, digest);
   const std::string path = root_ + "/" + a.path;
 
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
@@ -294,19 +294,19 @@ absl::StatusOr<std::unique_ptr<ArtifactReader>> ArtifactStorage::Open(const Sour
 }
 
 void ArtifactStorage::Unpin(const std::string& rel_path) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = pins_.find(rel_path);
   if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
 }
 
 int ArtifactStorage::PinCount(const SourceKey& key, absl::string_view digest) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = pins_.find(ArtifactPath(key, digest));
   return it == pins_.end() ? 0 : it->second;
 }
 
 absl::StatusOr<std::vector<StoredArtifact>> ArtifactStorage::List(const SourceKey& key) const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return ListLocked(key);
 }
 
@@ -348,7 +348,7 @@ absl::StatusOr<std::vector<std::string>> ArtifactStorage::GarbageCollect(const S
                                                                          int keep_records,
                                                                          absl::Duration ttl,
                                                                          absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(std::vector<StoredArtifact> all, ListLocked(key));
   int kept = 0;
   for (const StoredArtifact& a : all) {
@@ -382,7 +382,7 @@ absl::StatusOr<std::vector<std::string>> ArtifactStorage::GarbageCollect(const S
 
 absl::Status ArtifactStorage::RemoveAll(const SourceKey& key) {
   ASSIGN_OR_RETURN(std::string rel_dir, SourceDir(key));
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return RemoveTree(root_ + "/" + rel_dir);
 }
 

@@ -7,13 +7,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace gitops::source {
@@ -107,14 +107,16 @@ class ArtifactStorage {
       : root_(std::move(root)), options_(std::move(options)) {}
 
   absl::StatusOr<std::string> SourceDir(const SourceKey& key) const;  // relative
-  absl::StatusOr<std::vector<StoredArtifact>> ListLocked(const SourceKey& key) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Requires mu_.
+  absl::StatusOr<std::vector<StoredArtifact>> ListLocked(const SourceKey& key) const;
   void Unpin(const std::string& rel_path);
 
   const std::string root_;
   const StorageOptions options_;
-  mutable absl::Mutex mu_;
-  std::map<std::string, int> pins_ ABSL_GUARDED_BY(mu_);  // relative path -> readers
+  // std::mutex rather than absl::Mutex so ThreadSanitizer sees it (Debian's
+  // Abseil is not instrumented).
+  mutable std::mutex mu_;
+  std::map<std::string, int> pins_;  // guarded by mu_; relative path -> readers
 };
 
 // "<lowercase kind>/<ns>/<name>/<hex>.tar.gz" for an artifact of `key`.
