@@ -190,6 +190,28 @@ TEST_F(PackDirectoryTest, KustomizeSideExtractsWhatWasPacked) {
   }
 }
 
+TEST_F(PackDirectoryTest, FluxIgnoreRulesShapeTheArchive) {
+  const std::string src = tmp_ + "/src";
+  for (const char* f :
+       {"app/deploy.yaml", "app/logo.png", "app/local/dev.yaml", "app/local/keep.yaml",
+        "docs/readme.md", ".github/workflows/ci.yaml", "secrets/key.yaml", ".sops.yaml"}) {
+    ASSERT_TRUE(WriteFile(src + "/" + f, f).ok());
+  }
+  ASSERT_TRUE(WriteFile(src + "/app/.sourceignore", "local/\n!local/keep.yaml\n").ok());
+  ASSERT_TRUE(WriteFile(src + "/.git/HEAD", "ref: refs/heads/main\n").ok());
+  auto rules = LoadIgnoreRules(src, std::string("/secrets/\n/docs\n"));
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  auto packed = PackDirectory(src, *rules, tmp_ + "/out.tar.gz");
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  auto listing = RunCommand({"tar", "-tzf", tmp_ + "/out.tar.gz"});
+  ASSERT_TRUE(listing.ok()) << listing.status();
+  // Own patterns replace Flux's non-VCS defaults, so .png, .github and
+  // .sops.yaml stay; a negation re-includes a file below an excluded dir.
+  EXPECT_EQ(*listing,
+            ".github/\n.github/workflows/\n.github/workflows/ci.yaml\n.sops.yaml\napp/\n"
+            "app/.sourceignore\napp/deploy.yaml\napp/local/keep.yaml\napp/logo.png\n");
+}
+
 TEST_F(PackDirectoryTest, HeadersAreNormalizedAndSorted) {
   const std::string src = tmp_ + "/src";
   ASSERT_TRUE(WriteFile(src + "/b/x.yaml", "x").ok());
