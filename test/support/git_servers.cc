@@ -153,7 +153,8 @@ ServerProcess::~ServerProcess() {
 
 absl::StatusOr<std::unique_ptr<GitDaemon>> GitDaemon::Start(const std::string& base_path) {
   std::unique_ptr<GitDaemon> daemon(new GitDaemon());
-  std::string log_dir = MakeTempDir("git-daemon");
+  daemon->log_dir_ = MakeTempDir("git-daemon");
+  const std::string& log_dir = daemon->log_dir_;
   absl::Status s = WithFreePort([&](int port) -> absl::Status {
     auto server = StartServer({"git", "daemon", "--reuseaddr", "--export-all",
                                "--enable=receive-pack", "--informative-errors",
@@ -168,6 +169,11 @@ absl::StatusOr<std::unique_ptr<GitDaemon>> GitDaemon::Start(const std::string& b
   });
   if (!s.ok()) return s;
   return daemon;
+}
+
+GitDaemon::~GitDaemon() {
+  daemon_.reset();
+  if (!log_dir_.empty()) RemoveTree(log_dir_);
 }
 
 std::string GitDaemon::Url(absl::string_view repo) const {

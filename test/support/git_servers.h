@@ -74,6 +74,7 @@ class ServerProcess {
 class GitDaemon {
  public:
   static absl::StatusOr<std::unique_ptr<GitDaemon>> Start(const std::string& base_path);
+  ~GitDaemon();
   int port() const { return port_; }
   // git://127.0.0.1:<port>/<repo>
   std::string Url(absl::string_view repo) const;
@@ -81,6 +82,7 @@ class GitDaemon {
  private:
   GitDaemon() = default;
   int port_ = 0;
+  std::string log_dir_;
   std::unique_ptr<ServerProcess> daemon_;
 };
 
