@@ -51,6 +51,11 @@ void Scan(const fs::path& base, const fs::path& dir, std::vector<std::string>* o
 }  // namespace
 
 absl::StatusOr<std::string> BuildYaml(const std::string& root, const std::string& path) {
+  return BuildYaml(root, path, FluxOverlay());
+}
+
+absl::StatusOr<std::string> BuildYaml(const std::string& root, const std::string& path,
+                                      const FluxOverlay& overlay) {
   fs::path abs_root = fs::absolute(root).lexically_normal();
   fs::path dir = (abs_root / path).lexically_normal();
   std::error_code ec;
@@ -58,20 +63,83 @@ absl::StatusOr<std::string> BuildYaml(const std::string& root, const std::string
     return absl::NotFoundError(absl::StrCat("kustomization path not found: '", path, "'"));
   }
   Engine engine(abs_root.string());
-  std::vector<Resource> resources;
+  engine.set_restrict_files_to_kustomization_dir(false);
+  Node k;
   if (HasKustomization(dir)) {
-    ASSIGN_OR_RETURN(resources, engine.Build(dir.string()));
+    ASSIGN_OR_RETURN(k, engine.LoadKustomization(dir.string()));
   } else {
+    // Flux's generated kustomization.
     std::vector<std::string> files;
     Scan(dir, dir, &files);
-    Node k = Node::Map();
+    k = Node::Map();
     k["apiVersion"] = Node::String("kustomize.config.k8s.io/v1beta1");
     k["kind"] = Node::String("Kustomization");
     Node& list = k["resources"];
     list = Node::Seq();
     for (const std::string& f : files) list.items().push_back(Node::String(f));
-    ASSIGN_OR_RETURN(resources, engine.Build(dir.string(), &k));
   }
+  if (!overlay.target_namespace.empty()) {
+    k["namespace"] = Node::String(overlay.target_namespace);
+  }
+  if (!overlay.name_prefix.empty()) k["namePrefix"] = Node::String(overlay.name_prefix);
+  if (!overlay.name_suffix.empty()) k["nameSuffix"] = Node::String(overlay.name_suffix);
+  auto append = [&](const char* field, Node item) {
+    Node& l = k[field];
+    if (!l.IsSeq()) l = Node::Seq();
+    l.items().push_back(std::move(item));
+  };
+  for (const std::string& c : overlay.components) append("components", Node::String(c));
+  for (const FluxOverlay::Patch& p : overlay.patches) {
+    Node entry = Node::Map();
+    entry["patch"] = Node::String(p.patch);
+    if (p.has_target) {
+      Node& t = entry["target"];
+      t = Node::Map();
+      auto set = [&](const char* f, const std::string& v) {
+        if (!v.empty()) t[f] = Node::String(v);
+      };
+      set("group", p.target.group);
+      set("version", p.target.version);
+      set("kind", p.target.kind);
+      set("name", p.target.name);
+      set("namespace", p.target.namespace_);
+      set("labelSelector", p.target.label_selector);
+      set("annotationSelector", p.target.annotation_selector);
+    }
+    append("patches", std::move(entry));
+  }
+  for (const FluxOverlay::Image& img : overlay.images) {
+    Node entry = Node::Map();
+    entry["name"] = Node::String(img.name);
+    if (!img.new_name.empty()) entry["newName"] = Node::String(img.new_name);
+    if (!img.new_tag.empty()) entry["newTag"] = Node::String(img.new_tag);
+    if (!img.digest.empty()) entry["digest"] = Node::String(img.digest);
+    // An image Flux sets replaces the kustomization's entry of that name.
+    Node& l = k["images"];
+    if (!l.IsSeq()) l = Node::Seq();
+    bool replaced = false;
+    for (Node& existing : l.items()) {
+      if (existing.GetString({"name"}) == img.name) {
+        existing = entry;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) l.items().push_back(std::move(entry));
+  }
+  if (!overlay.common_labels.empty()) {
+    Node label = Node::Map();
+    Node& pairs = label["pairs"];
+    pairs = Node::Map();
+    for (const auto& [lk, lv] : overlay.common_labels) pairs[lk] = Node::String(lv);
+    append("labels", std::move(label));
+  }
+  if (!overlay.common_annotations.empty()) {
+    Node& a = k["commonAnnotations"];
+    if (!a.IsMap()) a = Node::Map();
+    for (const auto& [ak, av] : overlay.common_annotations) a[ak] = Node::String(av);
+  }
+  ASSIGN_OR_RETURN(std::vector<Resource> resources, engine.Build(dir.string(), &k));
   return Engine::ToYaml(resources);
 }
 

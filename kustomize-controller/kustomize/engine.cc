@@ -367,7 +367,7 @@ struct Engine::Target {
 
   absl::StatusOr<std::string> Load(const std::string& rel) const {
     std::string p = JoinPath(dir, rel);
-    if (!IsUnder(p, dir)) {
+    if (engine->restrict_files_ && !IsUnder(p, dir)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "security; file '", p, "' is not in or below '", dir, "'"));
     }
@@ -1388,7 +1388,7 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
       }
       continue;
     }
-    if (!IsUnder(*confined, t.dir)) {
+    if (restrict_files_ && !IsUnder(*confined, t.dir)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "accumulating resources: security; file '", *confined, "' is not in or below '", t.dir,
           "'"));
@@ -1424,6 +1424,24 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
   }
   RETURN_IF_ERROR(t.Transform(ra));
   return absl::OkStatus();
+}
+
+absl::StatusOr<Node> Engine::LoadKustomization(const std::string& dir) const {
+  ASSIGN_OR_RETURN(std::string d, Confine(fs::absolute(dir).lexically_normal().string()));
+  for (const char* name : kKustomizationFiles) {
+    std::string file = (fs::path(d) / name).string();
+    std::error_code ec;
+    if (!fs::is_regular_file(file, ec)) continue;
+    ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+    absl::StatusOr<Node> k = ParseYamlDocument(text);
+    if (!k.ok()) return Annotate(k.status(), absl::StrCat("invalid Kustomization ", file));
+    if (k->IsNull()) return Node::Map();
+    if (!k->IsMap()) {
+      return absl::InvalidArgumentError(absl::StrCat("invalid Kustomization ", file, ": not a map"));
+    }
+    return std::move(*k);
+  }
+  return absl::NotFoundError(absl::StrCat("no kustomization file in '", d, "'"));
 }
 
 absl::StatusOr<std::vector<Resource>> Engine::Build(const std::string& dir,

@@ -44,6 +44,15 @@ class Engine {
   absl::StatusOr<std::vector<Resource>> Build(const std::string& dir,
                                               const Node* override_kustomization = nullptr);
 
+  // kustomize's default load restriction: files (resources, patches,
+  // generator sources) must sit in or below their kustomization's
+  // directory. Flux turns it off (LoadRestrictionsNone); the root bound
+  // always holds.
+  void set_restrict_files_to_kustomization_dir(bool v) { restrict_files_ = v; }
+
+  // Reads the kustomization file of `dir` (NotFound when there is none).
+  absl::StatusOr<Node> LoadKustomization(const std::string& dir) const;
+
   // Prints resources as `kustomize build` does (`---` between documents).
   static std::string ToYaml(const std::vector<Resource>& resources);
 
@@ -55,6 +64,7 @@ class Engine {
   absl::StatusOr<std::string> Confine(const std::string& path) const;
 
   std::string root_;
+  bool restrict_files_ = true;
 };
 
 }  // namespace gitops::kustomize

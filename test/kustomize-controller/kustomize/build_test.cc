@@ -84,3 +84,58 @@ TEST_F(BuildYamlTest, CommandPrintsStreamAndFailsOnError) {
 
 }  // namespace
 }  // namespace gitops::kustomize
+
+namespace gitops::kustomize {
+namespace {
+
+class FluxOverlayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = gitops::testing::MakeTempDir("kz-flux");
+    ASSERT_TRUE(gitops::testing::WriteFile(
+                    root_ + "/app/deploy.yaml",
+                    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n"
+                    "  template:\n    spec:\n      containers:\n      - name: c\n"
+                    "        image: nginx:1\n")
+                    .ok());
+    ASSERT_TRUE(gitops::testing::WriteFile(root_ + "/shared/cm.yaml",
+                                           "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                           "  name: shared\n")
+                    .ok());
+  }
+  void TearDown() override { gitops::testing::RemoveTree(root_); }
+  std::string root_;
+};
+
+TEST_F(FluxOverlayTest, AppliesTargetNamespacePrefixImagesPatchesAndMetadata) {
+  FluxOverlay o;
+  o.target_namespace = "prod";
+  o.name_prefix = "p-";
+  o.images.push_back({"nginx", "", "2", ""});
+  FluxOverlay::Patch patch;
+  patch.patch = "- op: add\n  path: /spec/replicas\n  value: 3\n";
+  patch.has_target = true;
+  patch.target.kind = "Deployment";
+  o.patches.push_back(patch);
+  o.common_labels["team"] = "blue";
+  o.common_annotations["owner"] = "me";
+  absl::StatusOr<std::string> out = BuildYaml(root_, "app", o);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out,
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  annotations:\n    owner: me\n"
+            "  labels:\n    team: blue\n  name: p-web\n  namespace: prod\nspec:\n  replicas: 3\n"
+            "  template:\n    metadata:\n      annotations:\n        owner: me\n    spec:\n"
+            "      containers:\n      - image: nginx:2\n        name: c\n");
+}
+
+TEST_F(FluxOverlayTest, ReadsFilesOutsideTheKustomizationDirectoryButInsideRoot) {
+  ASSERT_TRUE(gitops::testing::WriteFile(root_ + "/k/kustomization.yaml",
+                                         "resources:\n- ../shared/cm.yaml\n")
+                  .ok());
+  absl::StatusOr<std::string> out = BuildYaml(root_, "k");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n");
+}
+
+}  // namespace
+}  // namespace gitops::kustomize
