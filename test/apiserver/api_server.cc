@@ -193,6 +193,10 @@ std::vector<std::string> StrList(const json& obj, const char* key) {
   return out;
 }
 
+bool WantsTable(const httplib::Request& req) {
+  return absl::StrContains(req.get_header_value("Accept"), "as=Table");
+}
+
 }  // namespace
 
 class ApiServer::Impl {
@@ -296,6 +300,7 @@ class ApiServer::Impl {
   int fail_code_ = 500;
   int latency_ms_ = 0;
   bool simulate_workloads_ = true;
+  bool fail_watches_ = false;
   std::vector<Rule> rules_;
   json requests_ = json::array();
 };
@@ -470,11 +475,18 @@ Reply ApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Response& 
   if (denied.code != 0) return denied;
 
   if (verb == "watch") {
+    if (fail_watches_) return Error(500, "injected fault: watch refused");
     lock.unlock();
     Watch(t, req, res);
     return {0, json()};
   }
-  if (verb == "get") return Get(t);
+  if (verb == "get") {
+    Reply got = Get(t);
+    if (got.code == 200 && WantsTable(req)) {
+      got.body = ToTable(*t.res, {got.body}, req.get_param_value("includeObject"), true);
+    }
+    return got;
+  }
   if (verb == "list") return List(t, req);
   if (verb == "create") {
     if (!t.name.empty()) return Error(405, "the server does not allow this method on the requested resource");
@@ -535,6 +547,7 @@ Reply ApiServer::Impl::Testing(const httplib::Request& req) {
     if (const json* v = Find(f, {"latencyMs"}); v && v->is_number_integer()) latency_ms_ = v->get<int>();
     if (const json* v = Find(f, {"workloads"}); v && v->is_boolean()) simulate_workloads_ = v->get<bool>();
     if (const json* v = Find(f, {"dropWatches"}); v && *v == true) watch_epoch_++;
+    if (const json* v = Find(f, {"failWatches"}); v && v->is_boolean()) fail_watches_ = v->get<bool>();
     if (const json* v = Find(f, {"compact"}); v && *v == true) {
       events_.clear();
       oldest_rv_ = rv_;
@@ -869,12 +882,6 @@ Reply ApiServer::Impl::Get(const Target& t) {
   return {200, Present(*t.res, *obj)};
 }
 
-namespace {
-bool WantsTable(const httplib::Request& req) {
-  return absl::StrContains(req.get_header_value("Accept"), "as=Table");
-}
-}  // namespace
-
 Reply ApiServer::Impl::List(const Target& t, const httplib::Request& req) {
   auto labels = Selector::ParseLabels(req.get_param_value("labelSelector"));
   if (!labels.ok()) return Error(400, std::string(labels.status().message()));
@@ -999,7 +1006,10 @@ void ApiServer::Impl::Watch(const Target& target, const httplib::Request& req,
       lock.unlock();
       Send(res, Error(400, "invalid resourceVersion"));
       return;
-    } else if (rv < oldest_rv_) {
+    } else if (rv < oldest_rv_ || rv > rv_) {
+      // Too old (compacted), or from the future (a restarted server): the
+      // client must relist. A real server answers the latter with a 504
+      // "Too large resource version" after a wait; 410 has the same effect.
       st->pending.push_back(encode(
           "ERROR", StatusBody(410, "Expired",
                               absl::StrCat("too old resource version: ", rv, " (", oldest_rv_, ")"))));

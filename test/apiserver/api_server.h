@@ -7,7 +7,13 @@
 //
 // Test-only endpoints (same auth as the API):
 //   POST /testing/faults  {"failNext":N,"failCode":500|429,"latencyMs":L,
-//                          "dropWatches":true,"compact":true}
+//                          "dropWatches":true,"failWatches":bool,"compact":true,
+//                          "workloads":bool}
+//     failNext: the next N API requests fail with failCode; latencyMs: delay
+//     every API request; dropWatches: end every open watch; failWatches: new
+//     watches get 500 until cleared; compact: forget the event history so
+//     watches from older resourceVersions get 410; workloads: simulate
+//     Deployment/StatefulSet/DaemonSet/Job controllers (default true).
 //   POST /testing/rules   [{"user":"u","verbs":["get"],"resources":["configmaps"],
 //                           "namespaces":["ns"],"allow":true}]   ("*" matches all)
 //   GET  /testing/requests  the impersonated requests seen so far
