@@ -21,6 +21,7 @@
 #include "kustomize-controller/kustomize/builtin_specs.h"
 #include "kustomize-controller/kustomize/fieldspec.h"
 #include "kustomize-controller/kustomize/patch.h"
+#include "kustomize-controller/kustomize/replacements.h"
 #include "kustomize-controller/kustomize/yaml_io.h"
 
 namespace gitops::kustomize {
@@ -964,7 +965,36 @@ struct Engine::Target {
     RETURN_IF_ERROR(PatchesJson6902(ra));
     RETURN_IF_ERROR(Replicas(ra));
     RETURN_IF_ERROR(Images(ra));
+    RETURN_IF_ERROR(Replacements(ra));
     return absl::OkStatus();
+  }
+
+  absl::Status Replacements(std::vector<Resource>* ra) {
+    const Node* list = k.Find("replacements");
+    if (list == nullptr || list->IsNull()) return absl::OkStatus();
+    if (!list->IsSeq()) return absl::InvalidArgumentError("replacements must be a list");
+    std::vector<Node> all;
+    for (const Node& r : list->items()) {
+      std::string path = r.GetString({"path"});
+      if (path.empty()) {
+        all.push_back(r);
+        continue;
+      }
+      if (r.Find("source") != nullptr || r.Find("targets") != nullptr) {
+        return absl::InvalidArgumentError("cannot specify both path and inline replacement");
+      }
+      ASSIGN_OR_RETURN(std::string text, Load(path));
+      ASSIGN_OR_RETURN(Node doc, ParseYamlDocument(text));
+      if (doc.IsSeq()) {
+        for (const Node& item : doc.items()) all.push_back(item);
+      } else if (doc.IsMap()) {
+        all.push_back(doc);
+      } else {
+        return absl::InvalidArgumentError(
+            "unsupported replacement type encountered within replacement path");
+      }
+    }
+    return ApplyReplacements(ra, all);
   }
 };
 
@@ -1345,7 +1375,7 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
         absl::StrCat("expected kind != 'Component' for path '", t.dir, "'"));
   }
   for (const char* unsupported : {"helmCharts", "helmChartInflationGenerator", "generators",
-                                  "transformers", "validators", "vars", "replacements",
+                                  "transformers", "validators", "vars",
                                   "configurations", "openapi"}) {
     const Node* n = t.k.Find(unsupported);
     if (n != nullptr && !n->IsNull() && !(n->IsSeq() && n->items().empty())) {
@@ -1358,9 +1388,10 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
   // Resources (and the legacy `bases`).
   // Legacy `imageTags` are `images`.
   if (const Node* tags = t.k.Find("imageTags"); tags != nullptr && tags->IsSeq()) {
+    std::vector<Node> copied = tags->items();  // t.k["images"] may move *tags
     Node& images = t.k["images"];
     if (!images.IsSeq()) images = Node::Seq();
-    for (const Node& tag : tags->items()) images.items().push_back(tag);
+    for (Node& tag : copied) images.items().push_back(std::move(tag));
   }
   ASSIGN_OR_RETURN(std::vector<std::string> resources, StringList(t.k, "resources"));
   ASSIGN_OR_RETURN(std::vector<std::string> bases, StringList(t.k, "bases"));
