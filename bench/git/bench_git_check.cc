@@ -114,7 +114,8 @@ void RunPeer(std::vector<std::string> argv) {
   if (rc != 0) Die(absl::StrCat("spawn ", argv[0], ": ", std::strerror(rc)));
   int status = 0;
   waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Die(absl::StrCat(argv[0], " ", argv[1], " failed"));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    Die(absl::StrCat(argv[0], " ", argv[1], " failed"));
 }
 
 // Best wall time of `runs` calls of `fn` (which returns false on failure).
@@ -146,7 +147,8 @@ void Row(const std::string& name, absl::Duration ours, const std::string& peer_n
 int main(int argc, char** argv) {
   Flags flags = ParseFlags(argc, argv);
   const char* tmpdir = std::getenv("TMPDIR");
-  if (flags.dir.empty() && (tmpdir == nullptr || *tmpdir == '\0') && access("/dev/shm", W_OK) == 0) {
+  if (flags.dir.empty() && (tmpdir == nullptr || *tmpdir == '\0') &&
+      access("/dev/shm", W_OK) == 0) {
     flags.dir = "/dev/shm";
   }
   if (!flags.dir.empty()) setenv("TMPDIR", flags.dir.c_str(), 1);
@@ -167,7 +169,8 @@ int main(int argc, char** argv) {
       int f = (c * 131 + k * 37) % flags.files;
       files.emplace_back(FilePath(f), FileContent(f, c));
     }
-    if (auto s = work->Commit(absl::StrCat("change ", c), files); !s.ok()) Die(s.status().ToString());
+    if (auto s = work->Commit(absl::StrCat("change ", c), files); !s.ok())
+      Die(s.status().ToString());
   }
   if (auto s = t::InitBareRepo(bare); !s.ok()) Die(s.ToString());
   if (auto s = work->PushAll(bare); !s.ok()) Die(s.ToString());
@@ -190,18 +193,18 @@ int main(int argc, char** argv) {
   std::string clone_dir;
   for (int r = 0; r < flags.runs; ++r) {
     fetch_ours = std::min(r == 0 ? absl::InfiniteDuration() : fetch_ours, Best(1, [&] {
-      std::string cache = fresh("cache"), co = fresh("co");
-      auto rev = fetcher->FetchAndCheckout(options, cache, co);
-      if (!rev.ok()) Die(rev.status().ToString());
-      t::RemoveTree(cache);
-      t::RemoveTree(co);
-    }));
+                            std::string cache = fresh("cache"), co = fresh("co");
+                            auto rev = fetcher->FetchAndCheckout(options, cache, co);
+                            if (!rev.ok()) Die(rev.status().ToString());
+                            t::RemoveTree(cache);
+                            t::RemoveTree(co);
+                          }));
     clone_peer = std::min(r == 0 ? absl::InfiniteDuration() : clone_peer, Best(1, [&] {
-      std::string dir = fresh("clone");
-      RunPeer({"git", "clone", "--quiet", "--branch", "main", url, dir});
-      if (!clone_dir.empty()) t::RemoveTree(clone_dir);
-      clone_dir = dir;
-    }));
+                            std::string dir = fresh("clone");
+                            RunPeer({"git", "clone", "--quiet", "--branch", "main", url, dir});
+                            if (!clone_dir.empty()) t::RemoveTree(clone_dir);
+                            clone_dir = dir;
+                          }));
   }
   check_ours = Best(flags.runs * 4, [&] {
     auto rev = fetcher->ResolveRemote(options);
@@ -226,21 +229,22 @@ int main(int argc, char** argv) {
     if (auto s = work->Commit(absl::StrCat("incr ", r), files); !s.ok()) Die(s.status().ToString());
     if (auto s = work->Push(bare, "main", "refs/heads/main"); !s.ok()) Die(s.ToString());
     incr_ours = std::min(incr_ours, Best(1, [&] {
-      std::string co = fresh("co");
-      auto rev = fetcher->FetchAndCheckout(options, cache, co);
-      if (!rev.ok()) Die(rev.status().ToString());
-      t::RemoveTree(co);
-    }));
-    incr_peer = std::min(incr_peer, Best(1, [&] {
-      // The same work as ours: fetch what is new, write the full tree into
-      // a fresh directory.
-      std::string co = fresh("peer-co");
-      RunPeer({"sh", "-c",
-               absl::StrCat("git -C '", clone_dir, "' fetch --quiet origin main && mkdir '", co,
-                            "' && git -C '", clone_dir, "' archive FETCH_HEAD | tar -x -C '", co,
-                            "'")});
-      t::RemoveTree(co);
-    }));
+                           std::string co = fresh("co");
+                           auto rev = fetcher->FetchAndCheckout(options, cache, co);
+                           if (!rev.ok()) Die(rev.status().ToString());
+                           t::RemoveTree(co);
+                         }));
+    incr_peer = std::min(
+        incr_peer, Best(1, [&] {
+          // The same work as ours: fetch what is new, write the full tree into
+          // a fresh directory.
+          std::string co = fresh("peer-co");
+          RunPeer({"sh", "-c",
+                   absl::StrCat("git -C '", clone_dir, "' fetch --quiet origin main && mkdir '", co,
+                                "' && git -C '", clone_dir, "' archive FETCH_HEAD | tar -x -C '",
+                                co, "'")});
+          t::RemoveTree(co);
+        }));
   }
 
   std::string size = absl::StrCat(flags.files, " files, ", flags.commits + 1, " commits");

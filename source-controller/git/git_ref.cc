@@ -47,8 +47,8 @@ absl::Status ValidateReference(const GitReference& ref) {
     }
     case RefKind::kName:
       if (!absl::StartsWith(ref.name, "refs/") && ref.name != "HEAD") {
-        return absl::InvalidArgumentError(
-            absl::StrCat("invalid ref name '", ref.name, "': want a full ref such as refs/heads/main"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "invalid ref name '", ref.name, "': want a full ref such as refs/heads/main"));
       }
       break;
     default:
@@ -136,8 +136,8 @@ absl::StatusOr<ResolvedRef> ResolveRef(const GitReference& ref,
       }
       auto best = HighestMatching(*constraint, tags);
       if (!best) {
-        return absl::NotFoundError(absl::StrCat("no tag matches semver range '", ref.semver,
-                                                "' (", tags.size(), " tags checked)"));
+        return absl::NotFoundError(absl::StrCat("no tag matches semver range '", ref.semver, "' (",
+                                                tags.size(), " tags checked)"));
       }
       out.refname = absl::StrCat("refs/tags/", best->original());
       const RemoteRef* r = Find(refs, out.refname);

@@ -11,8 +11,8 @@ absl::StatusOr<GitUrl> ParseGitUrl(absl::string_view url) {
   if (url.empty()) return absl::InvalidArgumentError("empty git url");
   for (char c : url) {
     if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid git url \"", RedactUrl(url), "\": whitespace or control character"));
+      return absl::InvalidArgumentError(absl::StrCat("invalid git url \"", RedactUrl(url),
+                                                     "\": whitespace or control character"));
     }
   }
   GitUrl out;
@@ -26,19 +26,19 @@ absl::StatusOr<GitUrl> ParseGitUrl(absl::string_view url) {
   if (sep == absl::string_view::npos) {
     size_t colon = url.find(':');
     if (colon != absl::string_view::npos && colon > 0 && url.find('/') > colon) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unsupported git url \"", RedactUrl(url), "\": scp-like syntax, use ssh://host/path"));
+      return absl::InvalidArgumentError(absl::StrCat("unsupported git url \"", RedactUrl(url),
+                                                     "\": scp-like syntax, use ssh://host/path"));
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unsupported git url \"", RedactUrl(url),
-        "\": want http, https, ssh, git or file scheme or an absolute path"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported git url \"", RedactUrl(url),
+                     "\": want http, https, ssh, git or file scheme or an absolute path"));
   }
   out.scheme = absl::AsciiStrToLower(url.substr(0, sep));
   if (out.scheme != "http" && out.scheme != "https" && out.scheme != "ssh" && out.scheme != "git" &&
       out.scheme != "file") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unsupported git url scheme \"", out.scheme, "\" in \"", RedactUrl(url),
-                     "\": want http, https, ssh, git or file"));
+    return absl::InvalidArgumentError(absl::StrCat("unsupported git url scheme \"", out.scheme,
+                                                   "\" in \"", RedactUrl(url),
+                                                   "\": want http, https, ssh, git or file"));
   }
   absl::string_view rest = url.substr(sep + 3);
   if (out.scheme == "file") {

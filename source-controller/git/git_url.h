@@ -14,9 +14,9 @@ struct GitUrl {
   std::string scheme;
   std::string username;  // from userinfo, may be empty
   bool has_password = false;
-  std::string host;  // without brackets for IPv6; empty for file
-  int port = 0;      // 0 when not given
-  std::string path;  // for file: the filesystem path
+  std::string host;         // without brackets for IPv6; empty for file
+  int port = 0;             // 0 when not given
+  std::string path;         // for file: the filesystem path
   bool local_path = false;  // given as a bare absolute path, not file://
 };
 

@@ -72,7 +72,8 @@ bool HostFieldMatches(absl::string_view field, absl::string_view name) {
 
 absl::Status CheckKnownHosts(absl::string_view known_hosts, absl::string_view host, int port,
                              absl::string_view key_blob) {
-  std::string name = port == 22 || port == 0 ? std::string(host) : absl::StrCat("[", host, "]:", port);
+  std::string name =
+      port == 22 || port == 0 ? std::string(host) : absl::StrCat("[", host, "]:", port);
   bool host_seen = false;
   bool match = false;
   for (absl::string_view line : absl::StrSplit(known_hosts, '\n')) {

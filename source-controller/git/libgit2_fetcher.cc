@@ -8,7 +8,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -61,7 +60,9 @@ std::string OidHex(const git_oid* oid) {
   return buf;
 }
 
-bool ParseOid(const std::string& hex, git_oid* out) { return git_oid_fromstr(out, hex.c_str()) == 0; }
+bool ParseOid(const std::string& hex, git_oid* out) {
+  return git_oid_fromstr(out, hex.c_str()) == 0;
+}
 
 // Everything one libgit2 network call needs from its callbacks.
 struct CallbackState {
@@ -113,9 +114,8 @@ int AcquireCredentials(git_credential** out, const char* url, const char* userna
   if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) {
     if (creds.username.empty() && creds.password.empty()) {
       state->Fail(absl::UnauthenticatedError(
-          creds.bearer_token.empty()
-              ? "authentication required but no username/password given"
-              : "authentication failed: bearer token rejected"));
+          creds.bearer_token.empty() ? "authentication required but no username/password given"
+                                     : "authentication failed: bearer token rejected"));
       return GIT_EAUTH;
     }
     if (++state->userpass_attempts > 1) {
@@ -139,9 +139,8 @@ int CheckCertificate(git_cert* cert, int valid, const char* host, void* payload)
       state->Fail(absl::PermissionDeniedError("ssh host key not available for verification"));
       return GIT_ECERTIFICATE;
     }
-    absl::Status s =
-        CheckKnownHosts(creds.ssh_known_hosts, host, EffectivePort(state->url),
-                        absl::string_view(key->hostkey, key->hostkey_len));
+    absl::Status s = CheckKnownHosts(creds.ssh_known_hosts, host, EffectivePort(state->url),
+                                     absl::string_view(key->hostkey, key->hostkey_len));
     if (!s.ok()) {
       state->Fail(std::move(s));
       return GIT_ECERTIFICATE;
@@ -305,7 +304,8 @@ absl::Status EnsureEmptyDir(const std::string& dir) {
   std::error_code ec;
   if (std::filesystem::exists(dir, ec)) {
     if (!std::filesystem::is_directory(dir, ec)) {
-      return absl::FailedPreconditionError(absl::StrCat("checkout dir ", dir, " is not a directory"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkout dir ", dir, " is not a directory"));
     }
     if (!std::filesystem::is_empty(dir, ec)) {
       return absl::FailedPreconditionError(absl::StrCat("checkout dir ", dir, " is not empty"));
@@ -576,8 +576,8 @@ class Libgit2Fetcher : public GitFetcher {
     git_oid commit;
     if (!ParseOid(target.commit, &commit) || !ObjectExists(repo.get(), target.commit)) {
       if (!options.ref.branch.empty() && SelectRefKind(options.ref) == RefKind::kCommit) {
-        return absl::NotFoundError(absl::StrCat("commit '", target.commit, "' not found in branch '",
-                                                options.ref.branch, "'"));
+        return absl::NotFoundError(absl::StrCat(
+            "commit '", target.commit, "' not found in branch '", options.ref.branch, "'"));
       }
       return absl::NotFoundError(absl::StrCat("commit '", target.commit, "' not found"));
     }
@@ -601,8 +601,8 @@ class Libgit2Fetcher : public GitFetcher {
       ParseOid(target.object_oid, &tip);
       if (!git_oid_equal(&tip, &commit) &&
           git_graph_descendant_of(repo.get(), &tip, &commit) != 1) {
-        return absl::NotFoundError(absl::StrCat("commit '", target.commit, "' not found in branch '",
-                                                options.ref.branch, "'"));
+        return absl::NotFoundError(absl::StrCat(
+            "commit '", target.commit, "' not found in branch '", options.ref.branch, "'"));
       }
     }
     RETURN_IF_ERROR(CheckoutTree(repo.get(), commit, checkout_dir));
@@ -620,7 +620,8 @@ std::unique_ptr<GitFetcher> NewLibgit2Fetcher() {
   std::call_once(once, [] {
     git_libgit2_init();
     if (internal::RegisterDeadlineSocketStream() != 0) {
-      common::LogError("register libgit2 socket stream failed; git timeouts only apply during transfer");
+      common::LogError(
+          "register libgit2 socket stream failed; git timeouts only apply during transfer");
     }
   });
   return std::make_unique<Libgit2Fetcher>();

@@ -123,7 +123,7 @@ bool GreaterMatch(const SemVersion& v, const Term& t) {
   const SemVersion& c = t.version;
   if (!t.dirty) return v.Compare(c) > 0;
   if (v.major() != c.major()) return v.major() > c.major();
-  if (t.minor_dirty) return false;           // ">1" needs 2.0.0 or later
+  if (t.minor_dirty) return false;                  // ">1" needs 2.0.0 or later
   if (t.patch_dirty) return v.minor() > c.minor();  // ">1.2" needs 1.3.0 or later
   return v.Compare(c) > 0;
 }
@@ -153,15 +153,18 @@ bool TermMatches(const SemVersion& v, const Term& t) {
 
 // Parses one term "<op><version>" with wildcards.
 absl::StatusOr<Term> ParseTerm(absl::string_view text) {
-  auto bad = [&] { return absl::InvalidArgumentError(absl::StrCat("improper constraint: ", text)); };
+  auto bad = [&] {
+    return absl::InvalidArgumentError(absl::StrCat("improper constraint: ", text));
+  };
   Term t;
   size_t i = 0;
-  while (i < text.size() && (text[i] == '=' || text[i] == '!' || text[i] == '<' ||
-                             text[i] == '>' || text[i] == '~' || text[i] == '^')) {
+  while (i < text.size() && (text[i] == '=' || text[i] == '!' || text[i] == '<' || text[i] == '>' ||
+                             text[i] == '~' || text[i] == '^')) {
     ++i;
   }
   t.op = std::string(text.substr(0, i));
-  static const char* const kOps[] = {"", "=", "!=", ">", "<", ">=", "=>", "<=", "=<", "~", "~>", "^"};
+  static const char* const kOps[] = {
+      "", "=", "!=", ">", "<", ">=", "=>", "<=", "=<", "~", "~>", "^"};
   bool known = false;
   for (const char* op : kOps) known = known || t.op == op;
   if (!known) return bad();
@@ -246,7 +249,8 @@ absl::StatusOr<SemverConstraint> SemverConstraint::Parse(absl::string_view text)
     // Tokens separated by whitespace and commas; an operator may stand apart
     // from its version (">= 1.2"); "a - b" is a hyphen range.
     std::vector<std::string> tokens;
-    for (absl::string_view piece : absl::StrSplit(group, absl::ByAnyChar(" \t\n,"), absl::SkipEmpty())) {
+    for (absl::string_view piece :
+         absl::StrSplit(group, absl::ByAnyChar(" \t\n,"), absl::SkipEmpty())) {
       tokens.emplace_back(piece);
     }
     if (tokens.empty()) {

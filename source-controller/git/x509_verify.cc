@@ -35,7 +35,8 @@ absl::Status VerifyCertificateWithCa(absl::string_view der, absl::string_view ca
   std::unique_ptr<X509, X509Free> leaf(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
   if (!leaf) return absl::PermissionDeniedError("server sent an unparseable certificate");
   std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())));
+  std::unique_ptr<BIO, BioFree> bio(
+      BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())));
   int added = 0;
   while (true) {
     std::unique_ptr<X509, X509Free> ca(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
@@ -57,9 +58,9 @@ absl::Status VerifyCertificateWithCa(absl::string_view der, absl::string_view ca
   X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
   if (X509_verify_cert(ctx.get()) != 1) {
     int err = X509_STORE_CTX_get_error(ctx.get());
-    return absl::PermissionDeniedError(absl::StrCat("tls certificate of ", host,
-                                                    " not trusted by ca.crt: ",
-                                                    X509_verify_cert_error_string(err)));
+    return absl::PermissionDeniedError(
+        absl::StrCat("tls certificate of ", host,
+                     " not trusted by ca.crt: ", X509_verify_cert_error_string(err)));
   }
   return absl::OkStatus();
 }

@@ -20,9 +20,7 @@ namespace {
 
 constexpr int kStartAttempts = 3;
 
-std::string Trim(std::string s) {
-  return std::string(absl::StripTrailingAsciiWhitespace(s));
-}
+std::string Trim(std::string s) { return std::string(absl::StripTrailingAsciiWhitespace(s)); }
 
 // Starts a server on a fresh free port, retrying when another test grabbed
 // the port between PickFreePort and bind.
@@ -142,8 +140,7 @@ absl::Status GitWorkRepo::PushAll(const std::string& remote) {
 
 absl::Status GitWorkRepo::Push(const std::string& remote, absl::string_view source,
                                absl::string_view dest) {
-  return Git(dir_, {"push", "--quiet", "--force", remote,
-                    absl::StrCat(source, ":", dest)})
+  return Git(dir_, {"push", "--quiet", "--force", remote, absl::StrCat(source, ":", dest)})
       .status();
 }
 
@@ -156,11 +153,11 @@ absl::StatusOr<std::unique_ptr<GitDaemon>> GitDaemon::Start(const std::string& b
   daemon->log_dir_ = MakeTempDir("git-daemon");
   const std::string& log_dir = daemon->log_dir_;
   absl::Status s = WithFreePort([&](int port) -> absl::Status {
-    auto server = StartServer({"git", "daemon", "--reuseaddr", "--export-all",
-                               "--enable=receive-pack", "--informative-errors",
-                               absl::StrCat("--base-path=", base_path), "--listen=127.0.0.1",
-                               absl::StrCat("--port=", port), base_path},
-                              absl::StrCat(log_dir, "/daemon-", port, ".log"));
+    auto server =
+        StartServer({"git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
+                     "--informative-errors", absl::StrCat("--base-path=", base_path),
+                     "--listen=127.0.0.1", absl::StrCat("--port=", port), base_path},
+                    absl::StrCat(log_dir, "/daemon-", port, ".log"));
     if (!server.ok()) return server.status();
     if (absl::Status ready = WaitUntilListening(**server, port); !ready.ok()) return ready;
     daemon->port_ = port;
@@ -197,15 +194,31 @@ absl::StatusOr<std::unique_ptr<GitHttpServer>> GitHttpServer::Start(const std::s
                                "extendedKeyUsage=serverAuth\n");
     if (!s.ok()) return s;
     std::vector<std::vector<std::string>> commands = {
-        {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", dir + "/ca.key", "-out", dir + "/ca.crt", "-days", "2", "-subj",
-         "/CN=gitops-test-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+        {"openssl",
+         "req",
+         "-x509",
+         "-newkey",
+         "ec",
+         "-pkeyopt",
+         "ec_paramgen_curve:prime256v1",
+         "-nodes",
+         "-keyout",
+         dir + "/ca.key",
+         "-out",
+         dir + "/ca.crt",
+         "-days",
+         "2",
+         "-subj",
+         "/CN=gitops-test-ca",
+         "-addext",
+         "basicConstraints=critical,CA:TRUE",
+         "-addext",
          "keyUsage=critical,keyCertSign,cRLSign"},
         {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
          "-keyout", dir + "/server.key", "-out", dir + "/server.csr", "-subj", "/CN=localhost"},
         {"openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", dir + "/ca.crt", "-CAkey",
-         dir + "/ca.key", "-CAcreateserial", "-out", dir + "/server.crt", "-days", "2",
-         "-extfile", dir + "/server.ext"},
+         dir + "/ca.key", "-CAcreateserial", "-out", dir + "/server.crt", "-days", "2", "-extfile",
+         dir + "/server.ext"},
     };
     for (const auto& argv : commands) {
       if (auto out = RunCommand(argv, absl::Seconds(30)); !out.ok()) return out.status();
@@ -215,8 +228,9 @@ absl::StatusOr<std::unique_ptr<GitHttpServer>> GitHttpServer::Start(const std::s
     server->ca_pem_ = *ca;
   }
   if (!options.username.empty()) {
-    auto out = RunCommand({"htpasswd", "-bc", dir + "/htpasswd", options.username, options.password},
-                          absl::Seconds(30));
+    auto out =
+        RunCommand({"htpasswd", "-bc", dir + "/htpasswd", options.username, options.password},
+                   absl::Seconds(30));
     if (!out.ok()) return out.status();
   }
 
@@ -239,8 +253,7 @@ absl::StatusOr<std::unique_ptr<GitHttpServer>> GitHttpServer::Start(const std::s
                       "/htpasswd;\n");
     }
     if (!options.bearer_token.empty()) {
-      absl::StrAppend(&location, "      if ($http_authorization != \"Bearer ",
-                      options.bearer_token,
+      absl::StrAppend(&location, "      if ($http_authorization != \"Bearer ", options.bearer_token,
                       "\") {\n        add_header WWW-Authenticate 'Basic realm=\"git\"' always;\n"
                       "        return 401;\n      }\n");
     }
@@ -248,9 +261,9 @@ absl::StatusOr<std::unique_ptr<GitHttpServer>> GitHttpServer::Start(const std::s
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid ", dir, "/nginx.pid;\n",
         "error_log ", dir, "/error.log warn;\n", "events { worker_connections 256; }\n",
         "http {\n  access_log off;\n", "  client_body_temp_path ", dir, "/tmp/body;\n",
-        "  proxy_temp_path ", dir, "/tmp/proxy;\n", "  fastcgi_temp_path ", dir,
-        "/tmp/fastcgi;\n", "  uwsgi_temp_path ", dir, "/tmp/uwsgi;\n", "  scgi_temp_path ", dir,
-        "/tmp/scgi;\n", "  client_max_body_size 0;\n", "  server {\n    listen 127.0.0.1:", port,
+        "  proxy_temp_path ", dir, "/tmp/proxy;\n", "  fastcgi_temp_path ", dir, "/tmp/fastcgi;\n",
+        "  uwsgi_temp_path ", dir, "/tmp/uwsgi;\n", "  scgi_temp_path ", dir, "/tmp/scgi;\n",
+        "  client_max_body_size 0;\n", "  server {\n    listen 127.0.0.1:", port,
         options.tls ? " ssl" : "", ";\n    server_name localhost;\n",
         options.tls ? absl::StrCat("    ssl_certificate ", dir, "/server.crt;\n",
                                    "    ssl_certificate_key ", dir, "/server.key;\n")
@@ -258,9 +271,9 @@ absl::StatusOr<std::unique_ptr<GitHttpServer>> GitHttpServer::Start(const std::s
         "    location / {\n", location, "      include /etc/nginx/fastcgi_params;\n",
         "      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n",
         "      fastcgi_param GIT_PROJECT_ROOT ", root, ";\n",
-        "      fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n",
-        "      fastcgi_param PATH_INFO $uri;\n", "      fastcgi_param REMOTE_USER $remote_user;\n",
-        "      fastcgi_pass unix:", socket, ";\n", "    }\n  }\n}\n");
+        "      fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n", "      fastcgi_param PATH_INFO $uri;\n",
+        "      fastcgi_param REMOTE_USER $remote_user;\n", "      fastcgi_pass unix:", socket,
+        ";\n", "    }\n  }\n}\n");
     std::string conf_path = absl::StrCat(dir, "/nginx-", port, ".conf");
     if (absl::Status w = WriteFile(conf_path, conf); !w.ok()) return w;
     auto nginx = StartServer({"nginx", "-p", dir + "/", "-c", conf_path, "-e", dir + "/error.log"},
@@ -289,8 +302,8 @@ std::string GitHttpServer::Url(absl::string_view repo) const {
 absl::StatusOr<SshKeyPair> GenerateSshKey(const std::string& dir, absl::string_view name,
                                           absl::string_view type, absl::string_view passphrase) {
   std::string path = absl::StrCat(dir, "/", name);
-  auto out = RunCommand({"ssh-keygen", "-q", "-t", std::string(type), "-N",
-                         std::string(passphrase), "-C", "", "-f", path},
+  auto out = RunCommand({"ssh-keygen", "-q", "-t", std::string(type), "-N", std::string(passphrase),
+                         "-C", "", "-f", path},
                         absl::Seconds(30));
   if (!out.ok()) return out.status();
   SshKeyPair pair;
@@ -322,12 +335,12 @@ absl::StatusOr<std::unique_ptr<GitSshServer>> GitSshServer::Start() {
     return s;
   }
   absl::Status s = WithFreePort([&](int port) -> absl::Status {
-    std::string conf = absl::StrCat(
-        "Port ", port, "\nListenAddress 127.0.0.1\nHostKey ", dir, "/host_key\nPidFile ", dir,
-        "/sshd-", port, ".pid\nAuthorizedKeysFile ", dir,
-        "/authorized_keys\nUsePAM no\nStrictModes no\nPubkeyAuthentication yes\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PermitRootLogin prohibit-password\nLogLevel VERBOSE\n");
+    std::string conf =
+        absl::StrCat("Port ", port, "\nListenAddress 127.0.0.1\nHostKey ", dir,
+                     "/host_key\nPidFile ", dir, "/sshd-", port, ".pid\nAuthorizedKeysFile ", dir,
+                     "/authorized_keys\nUsePAM no\nStrictModes no\nPubkeyAuthentication yes\n"
+                     "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                     "PermitRootLogin prohibit-password\nLogLevel VERBOSE\n");
     std::string conf_path = absl::StrCat(dir, "/sshd-", port, ".conf");
     if (absl::Status w = WriteFile(conf_path, conf); !w.ok()) return w;
     auto sshd = StartServer({"/usr/sbin/sshd", "-D", "-e", "-f", conf_path},

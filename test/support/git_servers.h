@@ -90,8 +90,8 @@ class GitDaemon {
 class GitHttpServer {
  public:
   struct Options {
-    bool tls = false;       // https with a generated CA; use Url() (https://localhost:PORT)
-    std::string username;   // basic auth when non-empty
+    bool tls = false;      // https with a generated CA; use Url() (https://localhost:PORT)
+    std::string username;  // basic auth when non-empty
     std::string password;
     std::string bearer_token;  // requires "Authorization: Bearer <token>" when non-empty
   };

@@ -74,20 +74,48 @@ TEST(GitRefTest, ResolvesEachRefKindToFluxRevisions) {
   const std::vector<Case> cases = {
       {"default branch is master", {}, "refs/heads/master", kOld, kOld, "master@sha1:" + kOld},
       {"branch", {"main", "", "", "", ""}, "refs/heads/main", kMain, kMain, "main@sha1:" + kMain},
-      {"lightweight tag", {"", "v1.0.0", "", "", ""}, "refs/tags/v1.0.0", kLight, kLight,
+      {"lightweight tag",
+       {"", "v1.0.0", "", "", ""},
+       "refs/tags/v1.0.0",
+       kLight,
+       kLight,
        "v1.0.0@sha1:" + kLight},
-      {"annotated tag peels", {"", "v1.1.0", "", "", ""}, "refs/tags/v1.1.0", kTagObj, kTagCommit,
+      {"annotated tag peels",
+       {"", "v1.1.0", "", "", ""},
+       "refs/tags/v1.1.0",
+       kTagObj,
+       kTagCommit,
        "v1.1.0@sha1:" + kTagCommit},
-      {"semver", {"main", "v1.0.0", ">=1.0.0", "", ""}, "refs/tags/v1.1.0", kTagObj, kTagCommit,
+      {"semver",
+       {"main", "v1.0.0", ">=1.0.0", "", ""},
+       "refs/tags/v1.1.0",
+       kTagObj,
+       kTagCommit,
        "v1.1.0@sha1:" + kTagCommit},
-      {"semver with prerelease", {"", "", ">=2.0.0-0", "", ""}, "refs/tags/v2.0.0-rc.1", kDev,
-       kDev, "v2.0.0-rc.1@sha1:" + kDev},
-      {"name", {"", "", "", "refs/pull/1/head", ""}, "refs/pull/1/head", kPull, kPull,
+      {"semver with prerelease",
+       {"", "", ">=2.0.0-0", "", ""},
+       "refs/tags/v2.0.0-rc.1",
+       kDev,
+       kDev,
+       "v2.0.0-rc.1@sha1:" + kDev},
+      {"name",
+       {"", "", "", "refs/pull/1/head", ""},
+       "refs/pull/1/head",
+       kPull,
+       kPull,
        "refs/pull/1/head@sha1:" + kPull},
-      {"name of a branch", {"", "", "", "refs/heads/dev", ""}, "refs/heads/dev", kDev, kDev,
+      {"name of a branch",
+       {"", "", "", "refs/heads/dev", ""},
+       "refs/heads/dev",
+       kDev,
+       kDev,
        "refs/heads/dev@sha1:" + kDev},
       {"commit", {"", "", "", "", kOld}, "", "", kOld, "sha1:" + kOld},
-      {"branch and commit", {"main", "", "", "", kOld}, "refs/heads/main", kMain, kOld,
+      {"branch and commit",
+       {"main", "", "", "", kOld},
+       "refs/heads/main",
+       kMain,
+       kOld,
        "main@sha1:" + kOld},
       {"tag and commit ignores tag", {"", "v1.0.0", "", "", kOld}, "", "", kOld, "sha1:" + kOld},
   };
@@ -128,10 +156,10 @@ TEST(GitRefTest, MissingRefsAreNotFoundAndNamed) {
 
 TEST(GitRefTest, InvalidRefsAreInvalidArgument) {
   const std::vector<GitReference> refs = {
-      {"", "", "", "", "abc123"},            // short sha
+      {"", "", "", "", "abc123"},              // short sha
       {"", "", "", "", std::string(40, 'z')},  // not hex
-      {"", "", ">=>1", "", ""},              // bad range
-      {"", "", "", "main", ""},              // name must be a full ref
+      {"", "", ">=>1", "", ""},                // bad range
+      {"", "", "", "main", ""},                // name must be a full ref
   };
   for (const GitReference& ref : refs) {
     SCOPED_TRACE(DescribeReference(ref));
@@ -158,8 +186,7 @@ TEST(GitRefTest, DescribeReferenceNamesTheDecidingField) {
   EXPECT_EQ(DescribeReference({"main", "v1", "", "", ""}), "tag 'v1'");
   EXPECT_EQ(DescribeReference({"", "", "^1", "", ""}), "semver '^1'");
   EXPECT_EQ(DescribeReference({"", "", "", "refs/pull/1/head", ""}), "ref 'refs/pull/1/head'");
-  EXPECT_EQ(DescribeReference({"main", "", "", "", kOld}),
-            "branch 'main' commit '" + kOld + "'");
+  EXPECT_EQ(DescribeReference({"main", "", "", "", kOld}), "branch 'main' commit '" + kOld + "'");
 }
 
 }  // namespace

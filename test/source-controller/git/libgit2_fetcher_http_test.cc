@@ -116,7 +116,8 @@ TEST_F(FetcherHttpTest, BasicAuthAcceptsRightAndRefusesWrongOrMissingCredentials
                 std::string::npos)
           << fetched.status();
       // Same code from FetchAndCheckout alone.
-      auto direct = fetcher_->FetchAndCheckout(o, Dir(absl::StrCat("d", i)), Dir(absl::StrCat("e", i)));
+      auto direct =
+          fetcher_->FetchAndCheckout(o, Dir(absl::StrCat("d", i)), Dir(absl::StrCat("e", i)));
       EXPECT_EQ(direct.status().code(), c.code) << direct.status();
     } else {
       EXPECT_EQ(fetched->commit, repo_->c4);
@@ -127,8 +128,8 @@ TEST_F(FetcherHttpTest, BasicAuthAcceptsRightAndRefusesWrongOrMissingCredentials
 TEST_F(FetcherHttpTest, PasswordInUrlNeverAppearsInErrors) {
   auto server = Serve({false, kUser, kPassword, ""});
   ASSERT_NE(server, nullptr);
-  std::string url = absl::StrCat("http://", kUser, ":hunter2-wrong@127.0.0.1:", server->port(),
-                                 "/repo.git");
+  std::string url =
+      absl::StrCat("http://", kUser, ":hunter2-wrong@127.0.0.1:", server->port(), "/repo.git");
   GitFetchOptions o = Options(url);
   o.credentials.username = kUser;
   o.credentials.password = "hunter2-wrong";
@@ -174,8 +175,7 @@ TEST_F(FetcherHttpTest, HttpsTrustsOnlyTheGivenCa) {
     o.credentials.ca_pem = ca;
     auto untrusted = fetcher_->ResolveRemote(o);
     ASSERT_FALSE(untrusted.ok());
-    EXPECT_EQ(untrusted.status().code(), absl::StatusCode::kPermissionDenied)
-        << untrusted.status();
+    EXPECT_EQ(untrusted.status().code(), absl::StatusCode::kPermissionDenied) << untrusted.status();
     EXPECT_NE(untrusted.status().message().find("not trusted"), std::string::npos)
         << untrusted.status();
   }

@@ -93,7 +93,8 @@ TEST_F(FetcherNetworkTest, TimeoutDuringTransferOfALocalRepository) {
   auto work = testing::GitWorkRepo::Create(scratch_ + "/work");
   ASSERT_TRUE(work.ok());
   std::vector<std::pair<std::string, std::string>> files;
-  for (int f = 0; f < 300; ++f) files.emplace_back(absl::StrCat("f", f), std::string(2000, 'a' + f % 26) + std::to_string(f));
+  for (int f = 0; f < 300; ++f)
+    files.emplace_back(absl::StrCat("f", f), std::string(2000, 'a' + f % 26) + std::to_string(f));
   ASSERT_TRUE(work->Commit("big", files).ok());
   ASSERT_TRUE(work->PushAll(bare).ok());
   GitFetchOptions o = Options("file://" + bare, absl::ZeroDuration());

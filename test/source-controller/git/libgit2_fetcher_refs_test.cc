@@ -1,9 +1,9 @@
 // Ref kinds, caching and local transports of the libgit2 fetcher, against a
 // real git daemon and local repositories.
 #include <filesystem>
-#include <thread>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -59,25 +59,61 @@ TEST_F(FetcherRefsTest, ResolvesAndChecksOutEveryRefKind) {
     bool has_dev_txt;
   };
   const std::vector<Case> cases = {
-      {"branch", {"main", "", "", "", ""}, "main@sha1:" + repo_.c4, "refs/heads/main",
-       "kind: C\n", false},
-      {"other branch", {"dev", "", "", "", ""}, "dev@sha1:" + repo_.c3, "refs/heads/dev",
-       "kind: B\n", true},
-      {"lightweight tag", {"", "v1.0.0", "", "", ""}, "v1.0.0@sha1:" + repo_.c1,
-       "refs/tags/v1.0.0", "kind: A\n", false},
-      {"annotated tag", {"", "v1.1.0", "", "", ""}, "v1.1.0@sha1:" + repo_.c2,
-       "refs/tags/v1.1.0", "kind: B\n", false},
-      {"semver", {"main", "", "^1.0", "", ""}, "v1.1.0@sha1:" + repo_.c2, "refs/tags/v1.1.0",
-       "kind: B\n", false},
-      {"semver prerelease", {"", "", ">=2.0.0-0", "", ""}, "v2.0.0-rc.1@sha1:" + repo_.c4,
-       "refs/tags/v2.0.0-rc.1", "kind: C\n", false},
-      {"name pull ref", {"", "", "", "refs/pull/1/head", ""}, "refs/pull/1/head@sha1:" + repo_.c3,
-       "refs/pull/1/head", "kind: B\n", true},
-      {"name branch ref", {"", "", "", "refs/heads/main", ""}, "refs/heads/main@sha1:" + repo_.c4,
-       "refs/heads/main", "kind: C\n", false},
+      {"branch",
+       {"main", "", "", "", ""},
+       "main@sha1:" + repo_.c4,
+       "refs/heads/main",
+       "kind: C\n",
+       false},
+      {"other branch",
+       {"dev", "", "", "", ""},
+       "dev@sha1:" + repo_.c3,
+       "refs/heads/dev",
+       "kind: B\n",
+       true},
+      {"lightweight tag",
+       {"", "v1.0.0", "", "", ""},
+       "v1.0.0@sha1:" + repo_.c1,
+       "refs/tags/v1.0.0",
+       "kind: A\n",
+       false},
+      {"annotated tag",
+       {"", "v1.1.0", "", "", ""},
+       "v1.1.0@sha1:" + repo_.c2,
+       "refs/tags/v1.1.0",
+       "kind: B\n",
+       false},
+      {"semver",
+       {"main", "", "^1.0", "", ""},
+       "v1.1.0@sha1:" + repo_.c2,
+       "refs/tags/v1.1.0",
+       "kind: B\n",
+       false},
+      {"semver prerelease",
+       {"", "", ">=2.0.0-0", "", ""},
+       "v2.0.0-rc.1@sha1:" + repo_.c4,
+       "refs/tags/v2.0.0-rc.1",
+       "kind: C\n",
+       false},
+      {"name pull ref",
+       {"", "", "", "refs/pull/1/head", ""},
+       "refs/pull/1/head@sha1:" + repo_.c3,
+       "refs/pull/1/head",
+       "kind: B\n",
+       true},
+      {"name branch ref",
+       {"", "", "", "refs/heads/main", ""},
+       "refs/heads/main@sha1:" + repo_.c4,
+       "refs/heads/main",
+       "kind: C\n",
+       false},
       {"commit", {"", "", "", "", repo_.c1}, "sha1:" + repo_.c1, "", "kind: A\n", false},
-      {"branch and commit", {"dev", "", "", "", repo_.c2}, "dev@sha1:" + repo_.c2,
-       "refs/heads/dev", "kind: B\n", false},
+      {"branch and commit",
+       {"dev", "", "", "", repo_.c2},
+       "dev@sha1:" + repo_.c2,
+       "refs/heads/dev",
+       "kind: B\n",
+       false},
   };
   int i = 0;
   for (const Case& c : cases) {
@@ -240,8 +276,8 @@ TEST_F(FetcherRefsTest, RefusesTreeEntriesThatEscapeTheCheckout) {
     ASSERT_TRUE(blob.ok()) << blob.status();
     std::string listing = repo_.root + "/listing";
     ASSERT_TRUE(testing::WriteFile(listing, "100644 blob " + *blob + "\t" + name + "\n").ok());
-    auto tree = testing::RunCommand(
-        {"sh", "-c", "git -C '" + repo_.bare + "' mktree < '" + listing + "'"});
+    auto tree =
+        testing::RunCommand({"sh", "-c", "git -C '" + repo_.bare + "' mktree < '" + listing + "'"});
     ASSERT_TRUE(tree.ok()) << tree.status();
     std::string tree_id = std::string(absl::StripTrailingAsciiWhitespace(*tree));
     auto commit = testing::Git(repo_.bare, {"commit-tree", tree_id, "-m", "evil"});
@@ -258,8 +294,8 @@ TEST_F(FetcherRefsTest, RefusesTreeEntriesThatEscapeTheCheckout) {
 }
 
 TEST_F(FetcherRefsTest, MissingRepositoryIsNotFound) {
-  for (const std::string& url : {daemon_->Url("nope.git"), "file://" + repo_.root + "/nope.git",
-                                 repo_.root + "/nope.git"}) {
+  for (const std::string& url :
+       {daemon_->Url("nope.git"), "file://" + repo_.root + "/nope.git", repo_.root + "/nope.git"}) {
     SCOPED_TRACE(url);
     GitFetchOptions o = Options({"main", "", "", "", ""});
     o.url = url;
@@ -310,7 +346,8 @@ TEST_F(FetcherRefsTest, FetchesOverFileUrlsAndLocalPaths) {
 
 TEST_F(FetcherRefsTest, RefusesNonEmptyCheckoutDir) {
   ASSERT_TRUE(testing::WriteFile(Dir("co/file"), "x").ok());
-  auto fetched = fetcher_->FetchAndCheckout(Options({"main", "", "", "", ""}), Dir("cache"), Dir("co"));
+  auto fetched =
+      fetcher_->FetchAndCheckout(Options({"main", "", "", "", ""}), Dir("cache"), Dir("co"));
   ASSERT_FALSE(fetched.ok());
   EXPECT_EQ(fetched.status().code(), absl::StatusCode::kFailedPrecondition);
 }
@@ -332,6 +369,27 @@ TEST_F(FetcherRefsTest, ConcurrentFetchesIntoDifferentCaches) {
     SCOPED_TRACE(t);
     ASSERT_TRUE(results[t].ok()) << results[t].status();
     EXPECT_EQ(results[t]->commit, t % 2 == 0 ? repo_.c4 : repo_.c1);
+  }
+}
+
+TEST_F(FetcherRefsTest, ConcurrentFetchesIntoTheSameCacheAreSerialized) {
+  constexpr int kThreads = 3;
+  std::vector<absl::StatusOr<GitRevision>> results(kThreads, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      GitReference ref = t == 0 ? GitReference{"main", "", "", "", ""}
+                                : GitReference{"", "", "", "refs/pull/1/head", ""};
+      results[t] =
+          fetcher_->FetchAndCheckout(Options(ref), Dir("shared-cache"), Dir(absl::StrCat("co", t)));
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    SCOPED_TRACE(t);
+    ASSERT_TRUE(results[t].ok()) << results[t].status();
+    EXPECT_EQ(results[t]->commit, t == 0 ? repo_.c4 : repo_.c3);
+    EXPECT_TRUE(std::filesystem::exists(Dir(absl::StrCat("co", t)) + "/deploy/app.yaml"));
   }
 }
 

@@ -115,7 +115,8 @@ TEST_F(FetcherSshTest, HostKeyMustBeKnownAndMatch) {
       {"no known_hosts", "", "unknown ssh host key"},
       {"other host only", "[127.0.0.1]:1 " + server_->host_public_key() + "\n",
        "unknown ssh host key"},
-      {"wrong key", absl::StrCat("[127.0.0.1]:", server_->port(), " ", other_key_->public_key, "\n"),
+      {"wrong key",
+       absl::StrCat("[127.0.0.1]:", server_->port(), " ", other_key_->public_key, "\n"),
        "host key mismatch"},
   };
   for (const Case& c : cases) {

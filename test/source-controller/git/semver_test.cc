@@ -47,9 +47,10 @@ TEST(SemVersionTest, RejectsNonVersions) {
 
 TEST(SemVersionTest, OrdersBySemverPrecedence) {
   // Ascending, from the semver 2.0 spec example plus metadata (ignored).
-  const std::vector<std::string> ordered = {
-      "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-      "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "2.0.0"};
+  const std::vector<std::string> ordered = {"1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta",
+                                            "1.0.0-beta",  "1.0.0-beta.2",  "1.0.0-beta.11",
+                                            "1.0.0-rc.1",  "1.0.0",         "1.0.1",
+                                            "1.1.0",       "2.0.0"};
   for (size_t i = 0; i + 1 < ordered.size(); ++i) {
     SCOPED_TRACE(ordered[i] + " < " + ordered[i + 1]);
     auto a = SemVersion::Parse(ordered[i]);
@@ -149,7 +150,7 @@ TEST(SemverConstraintTest, RejectsMalformedRanges) {
 }
 
 TEST(SemverConstraintTest, HighestMatchingPicksTheLargestMatchingTag) {
-  const std::vector<std::string> tags = {"v1.0.0", "v1.2.0", "1.2.0", "v2.0.0",
+  const std::vector<std::string> tags = {"v1.0.0", "v1.2.0",      "1.2.0", "v2.0.0",
                                          "latest", "v1.3.0-rc.1", "v0.9.0"};
   struct Case {
     std::string constraint;

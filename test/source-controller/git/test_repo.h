@@ -61,7 +61,8 @@ struct TestRepo {
   absl::StatusOr<std::string> PushNewCommit(absl::string_view file, absl::string_view content) {
     auto repo = testing::GitWorkRepo::Create(work, "main");  // re-init is harmless
     if (!repo.ok()) return repo.status();
-    auto c = repo->Commit(absl::StrCat("update ", file), {{std::string(file), std::string(content)}});
+    auto c =
+        repo->Commit(absl::StrCat("update ", file), {{std::string(file), std::string(content)}});
     if (!c.ok()) return c.status();
     if (auto s = repo->Push(bare, "main", "refs/heads/main"); !s.ok()) return s;
     return c;
