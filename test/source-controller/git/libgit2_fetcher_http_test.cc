@@ -167,6 +167,13 @@ TEST_F(FetcherHttpTest, HttpsTrustsOnlyTheGivenCa) {
   EXPECT_EQ(fetched->commit, repo_->c4);
   EXPECT_EQ(*testing::ReadFile(Dir("co-tls/README.md")), "hello\n");
 
+  // The certificate names localhost only: by IP it does not match.
+  GitFetchOptions by_ip = o;
+  by_ip.url = absl::StrCat("https://127.0.0.1:", server->port(), "/repo.git");
+  auto mismatch = fetcher_->ResolveRemote(by_ip);
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_EQ(mismatch.status().code(), absl::StatusCode::kPermissionDenied) << mismatch.status();
+
   // Without the CA, and with an unrelated CA, the server is not trusted.
   auto other = Serve({true, "", "", ""});
   ASSERT_NE(other, nullptr);
