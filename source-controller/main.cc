@@ -5,13 +5,12 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "common/http/endpoints.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
 #include "common/runtime/duration.h"
+#include "common/runtime/flags.h"
 #include "common/runtime/shutdown.h"
 #include "source-controller/artifact/storage.h"
 #include "source-controller/controller/reconciler.h"
@@ -145,10 +144,14 @@ int Run() {
 
 int main(int argc, char** argv) {
   gitops::common::BlockShutdownSignals();
-  absl::SetProgramUsageMessage(
+  std::vector<std::string> args = gitops::common::ParseFlags(
+      argc, argv,
       "Flux-compatible source-controller: fetches GitRepositories, packs deterministic "
       "artifacts and publishes them over gRPC.\n\n"
       "  source-controller --sources-file=FILE --storage-path=DIR [--grpc-addr=:9090]\n");
-  absl::ParseCommandLine(argc, argv);
+  if (args.size() > 1) {
+    fprintf(stderr, "unexpected argument \"%s\"; see --help\n", args[1].c_str());
+    return 2;
+  }
   return gitops::source::Run();
 }

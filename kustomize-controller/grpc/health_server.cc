@@ -1,13 +1,74 @@
 #include "kustomize-controller/grpc/health_server.h"
 
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
+
+#include <atomic>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/runtime/shutdown.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace gitops::kustomize {
 namespace {
+
+namespace health = ::grpc::health::v1;
+
+// grpc.health.v1.Health for the whole server (service name "" or
+// "kustomize-controller"). gRPC's built-in health service needs another
+// synchronous service on the server, and this port has none.
+class HealthService final : public health::Health::Service {
+ public:
+  grpc::Status Check(grpc::ServerContext*, const health::HealthCheckRequest* req,
+                     health::HealthCheckResponse* resp) override {
+    if (!Known(req->service())) return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service");
+    resp->set_status(Current());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Watch(grpc::ServerContext* ctx, const health::HealthCheckRequest* req,
+                     grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
+    health::HealthCheckResponse resp;
+    if (!Known(req->service())) {
+      resp.set_status(health::HealthCheckResponse::SERVICE_UNKNOWN);
+      writer->Write(resp);
+      return grpc::Status::OK;
+    }
+    auto last = static_cast<health::HealthCheckResponse::ServingStatus>(-1);
+    while (!ctx->IsCancelled()) {
+      auto now = Current();
+      if (now != last) {
+        resp.set_status(now);
+        if (!writer->Write(resp)) break;
+        last = now;
+      }
+      // Wake on a status change, or every second to notice cancellation.
+      absl::MutexLock lock(&mu_);
+      const uint64_t seen = changes_;
+      auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return changes_ != seen; };
+      mu_.AwaitWithTimeout(absl::Condition(&changed), absl::Seconds(1));
+    }
+    return grpc::Status::OK;
+  }
+
+  void SetNotServing() {
+    serving_.store(false);
+    absl::MutexLock lock(&mu_);
+    ++changes_;
+  }
+
+ private:
+  static bool Known(const std::string& service) {
+    return service.empty() || service == "kustomize-controller";
+  }
+  health::HealthCheckResponse::ServingStatus Current() const {
+    return serving_.load() ? health::HealthCheckResponse::SERVING
+                           : health::HealthCheckResponse::NOT_SERVING;
+  }
+  std::atomic<bool> serving_{true};
+  absl::Mutex mu_;
+  uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 class GrpcHealthServer : public HealthServer {
  public:
@@ -20,18 +81,19 @@ class GrpcHealthServer : public HealthServer {
   absl::Status Build(absl::string_view address) {
     auto hp = common::ParseHostPort(address);
     if (!hp.ok()) return hp.status();
-    grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     builder.AddListeningPort(absl::StrCat(hp->host.empty() ? "0.0.0.0" : hp->host, ":", hp->port),
                              grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
     return absl::OkStatus();
   }
   int port() const override { return port_; }
-  void SetNotServing() override { server_->GetHealthCheckService()->SetServingStatus(false); }
+  void SetNotServing() override { service_.SetNotServing(); }
 
  private:
+  HealthService service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

@@ -411,7 +411,7 @@ absl::StatusOr<std::unique_ptr<ArtifactClient>> ArtifactClient::Create(
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_SIZE, 8 << 20);
+  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 8 << 20);
   // Reconnect quickly after a source-controller restart; our own backoff
   // paces the stream re-opening.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);

@@ -66,18 +66,26 @@ class ReflectionTest : public ::testing::Test {
     req.set_file_containing_symbol(symbol);
     refl::ServerReflectionResponse resp = Ask(req);
     ASSERT_TRUE(resp.has_file_descriptor_response()) << resp.DebugString();
-    // Dependencies come first in gRPC's answer only sometimes: add in an
-    // order that satisfies imports.
-    std::vector<google::protobuf::FileDescriptorProto> files;
+    // Add each file once all its imports are in the pool, as grpcurl does.
+    std::vector<google::protobuf::FileDescriptorProto> pending;
     for (const auto& bytes : resp.file_descriptor_response().file_descriptor_proto()) {
       google::protobuf::FileDescriptorProto f;
       ASSERT_TRUE(f.ParseFromString(bytes));
-      files.push_back(f);
+      pending.push_back(f);
     }
-    for (size_t round = 0; round < files.size() + 1; ++round) {
-      for (const auto& f : files) {
-        if (pool->FindFileByName(f.name()) == nullptr) pool->BuildFile(f);
+    while (!pending.empty()) {
+      size_t before = pending.size();
+      for (auto it = pending.begin(); it != pending.end();) {
+        bool ready = true;
+        for (const auto& dep : it->dependency()) ready = ready && pool->FindFileByName(dep) != nullptr;
+        if (!ready) {
+          ++it;
+          continue;
+        }
+        ASSERT_NE(pool->BuildFile(*it), nullptr) << it->name();
+        it = pending.erase(it);
       }
+      ASSERT_LT(pending.size(), before) << "reflection returned files with unresolvable imports";
     }
   }
 
