@@ -774,9 +774,15 @@ struct Engine::Target {
     return absl::OkStatus();
   }
 
-  static absl::Status SetMapEntries(std::vector<Resource>* ra, const std::vector<FieldSpec>& specs,
-                                    const std::vector<std::pair<std::string, std::string>>& kv) {
+  // Sets label/annotation entries at `specs`. Like kustomize, a value it
+  // inserts is one node shared by every map it lands in (across resources),
+  // and overwriting an existing shared value updates all its copies.
+  absl::Status SetMapEntries(std::vector<Resource>* ra, const std::vector<FieldSpec>& specs,
+                             const std::vector<std::pair<std::string, std::string>>& kv) {
     if (kv.empty()) return absl::OkStatus();
+    std::vector<uint32_t> ids;
+    for (size_t i = 0; i < kv.size(); ++i) ids.push_back(++engine->next_share_id_);
+    std::unordered_map<uint32_t, std::string> updated;
     for (Resource& r : *ra) {
       Gvk g = Gvk::Of(r.obj);
       for (const FieldSpec& fs : specs) {
@@ -788,12 +794,44 @@ struct Engine::Target {
                 "wrong node kind: expected MappingNode but got ScalarNode: node contents:\n",
                 n.scalar()));
           }
-          for (const auto& [key, value] : kv) n[key] = Node::String(value);
+          for (size_t i = 0; i < kv.size(); ++i) {
+            const auto& [key, value] = kv[i];
+            Node* existing = n.Find(key);
+            if (existing == nullptr) {
+              Node v = Node::String(value);
+              v.set_share_id(ids[i]);
+              n.entries().emplace_back(key, std::move(v));
+              continue;
+            }
+            uint32_t keep = existing->share_id();
+            if (keep != 0) updated[keep] = value;
+            *existing = Node::String(value);
+            existing->set_share_id(keep);
+          }
           return absl::OkStatus();
         }));
       }
     }
+    if (!updated.empty()) {
+      for (Resource& r : *ra) PropagateShared(r.obj, updated);
+    }
     return absl::OkStatus();
+  }
+
+  static void PropagateShared(Node& n, const std::unordered_map<uint32_t, std::string>& updated) {
+    if (n.share_id() != 0) {
+      auto it = updated.find(n.share_id());
+      if (it != updated.end() && n.IsScalar()) {
+        uint32_t keep = n.share_id();
+        n = Node::String(it->second);
+        n.set_share_id(keep);
+      }
+    }
+    if (n.IsMap()) {
+      for (auto& e : n.entries()) PropagateShared(e.second, updated);
+    } else if (n.IsSeq()) {
+      for (Node& item : n.items()) PropagateShared(item, updated);
+    }
   }
 
   absl::Status Labels(std::vector<Resource>* ra) {
@@ -1489,6 +1527,18 @@ absl::StatusOr<std::vector<Resource>> Engine::Build(const std::string& dir,
   }
   NameRefFixer fixer(&ra);
   RETURN_IF_ERROR(fixer.Run());
+  // kustomize rewrites every non-empty annotations map as strings when it
+  // drops its build annotations: values print as their source text.
+  for (Resource& r : ra) {
+    Node* annotations = r.obj.FindPath({"metadata", "annotations"}) == nullptr
+                            ? nullptr
+                            : &r.obj["metadata"]["annotations"];
+    if (annotations == nullptr || !annotations->IsMap()) continue;
+    for (auto& e : annotations->entries()) {
+      if (e.second.IsString()) continue;
+      e.second = Node::String(e.second.IsScalar() ? e.second.scalar() : "");
+    }
+  }
 
   // Output order: the top kustomization's sortOptions, legacy by default.
   Node top;

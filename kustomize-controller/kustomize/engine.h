@@ -65,6 +65,7 @@ class Engine {
 
   std::string root_;
   bool restrict_files_ = true;
+  uint32_t next_share_id_ = 0;
 };
 
 }  // namespace gitops::kustomize

@@ -15,7 +15,7 @@ namespace gitops::kustomize {
 
 class Node {
  public:
-  enum class Kind : uint8_t { kNull, kBool, kInt, kFloat, kString, kMap, kSeq };
+  enum class Kind : uint8_t { kNull, kBool, kInt, kFloat, kTimestamp, kString, kMap, kSeq };
   using Entry = std::pair<std::string, Node>;
 
   Node() = default;
@@ -25,7 +25,8 @@ class Node {
   static Node String(std::string s) { return Node(Kind::kString, std::move(s)); }
   static Node Bool(bool b) { return Node(Kind::kBool, b ? "true" : "false"); }
   static Node Int(int64_t v) { return Node(Kind::kInt, std::to_string(v)); }
-  // `text` is the canonical output form (decimal for ints, Go's %g for floats).
+  // A scalar of `kind` with its source text (e.g. "0644" for an int); the
+  // emitter prints the canonical form (420).
   static Node Scalar(Kind kind, std::string text) { return Node(kind, std::move(text)); }
 
   Kind kind() const { return kind_; }
@@ -35,8 +36,9 @@ class Node {
   bool IsString() const { return kind_ == Kind::kString; }
   bool IsScalar() const { return kind_ != Kind::kMap && kind_ != Kind::kSeq; }
 
-  // Scalar text: the string value, or the canonical form of a number/bool,
-  // "null" for null. Empty for collections.
+  // Scalar text as written in the source (kustomize keeps it, e.g. for
+  // annotations); EmitYaml prints numbers, booleans and dates canonically.
+  // Empty for collections.
   const std::string& scalar() const { return scalar_; }
   void set_string(std::string s) {
     kind_ = Kind::kString;
@@ -68,6 +70,17 @@ class Node {
   bool yaml11_non_string() const { return yaml11_non_string_; }
   void set_yaml11_non_string(bool v) { yaml11_non_string_ = v; }
 
+  // True for a string that was written unquoted and untagged in a source
+  // file (its type is re-resolved when kustomize replaces its text).
+  bool plain() const { return plain_; }
+  void set_plain(bool v) { plain_ = v; }
+
+  // Identity of a label/annotation value node that kustomize inserted into
+  // several maps at once (it shares one YAML node between them, so a later
+  // in-place update of one shows in all). 0 when not shared.
+  uint32_t share_id() const { return share_id_; }
+  void set_share_id(uint32_t id) { share_id_ = id; }
+
   bool operator==(const Node& o) const;
   bool operator!=(const Node& o) const { return !(*this == o); }
 
@@ -77,6 +90,8 @@ class Node {
 
   Kind kind_ = Kind::kNull;
   bool yaml11_non_string_ = false;
+  bool plain_ = false;
+  uint32_t share_id_ = 0;
   std::string scalar_;
   std::vector<Entry> entries_;
   std::vector<Node> items_;

@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "common/status/status_macros.h"
 #include "kustomize-controller/kustomize/fieldspec.h"
+#include "kustomize-controller/kustomize/yaml_io.h"
 
 namespace gitops::kustomize {
 namespace {
@@ -107,10 +108,15 @@ bool ParseMatcher(const std::string& part, std::string* key, std::string* value)
 
 // Collects every node the path reaches; with `create`, missing map fields
 // and `[name=value]` elements are made on the way.
+struct Found {
+  Node* node;
+  bool created;
+};
+
 void Walk(Node& n, const std::vector<std::string>& parts, size_t i, bool create,
-          Node::Kind leaf_kind, std::vector<Node*>* out) {
+          Node::Kind leaf_kind, std::vector<Found>* out, bool created = false) {
   if (i == parts.size()) {
-    out->push_back(&n);
+    out->push_back({&n, created});
     return;
   }
   const std::string& part = parts[i];
@@ -163,13 +169,14 @@ void Walk(Node& n, const std::vector<std::string>& parts, size_t i, bool create,
     bool next_is_matcher = i + 1 < parts.size() && !parts[i + 1].empty() &&
                            parts[i + 1].front() == '[';
     if (i + 1 == parts.size()) {
+      // Created leaves stay null so they take the value's own type.
       made = leaf_kind == Node::Kind::kMap   ? Node::Map()
              : leaf_kind == Node::Kind::kSeq ? Node::Seq()
-                                             : Node::String("");
+                                             : Node::Null();
     } else {
       made = next_is_matcher ? Node::Seq() : Node::Map();
     }
-    Walk(made, parts, i + 1, create, leaf_kind, out);
+    Walk(made, parts, i + 1, create, leaf_kind, out, i + 1 == parts.size());
     return;
   }
   Walk(*child, parts, i + 1, create, leaf_kind, out);
@@ -191,32 +198,29 @@ FieldOptions ParseOptions(const Node* n) {
   return o;
 }
 
-// A scalar keeps its type when given new text, as long as the text still
-// reads as that type (kustomize keeps the YAML tag).
-void SetScalarText(Node& target, const Node& value) {
-  const std::string& text = value.scalar();
+// kustomize replaces a scalar's text in place and keeps its type: "3" into
+// `replicas: 1` stays an int, "1.25" into a string stays a string.
+void SetScalarText(Node& target, const std::string& text) {
   switch (target.kind()) {
-    case Node::Kind::kInt: {
-      int64_t v;
-      if (absl::SimpleAtoi(text, &v)) {
-        target = Node::Scalar(Node::Kind::kInt, std::to_string(v));
-        return;
-      }
-      break;
-    }
-    case Node::Kind::kBool:
-      if (text == "true" || text == "false") {
-        target = Node::Bool(text == "true");
-        return;
-      }
-      break;
     case Node::Kind::kString:
       target = Node::String(text);
       return;
+    case Node::Kind::kInt:
+    case Node::Kind::kFloat:
+    case Node::Kind::kBool:
+    case Node::Kind::kTimestamp: {
+      Node resolved = ResolvePlainScalar(text);
+      if (resolved.kind() == target.kind() ||
+          (target.kind() == Node::Kind::kFloat && resolved.kind() == Node::Kind::kInt)) {
+        target = Node::Scalar(target.kind(), text);
+      } else {
+        target = Node::String(text);
+      }
+      return;
+    }
     default:
-      break;
+      target = ResolvePlainScalar(text);
   }
-  target = value;
 }
 
 absl::StatusOr<Node> GetReplacement(std::vector<Resource>* ra, const Node& r) {
@@ -241,18 +245,18 @@ absl::StatusOr<Node> GetReplacement(std::vector<Resource>* ra, const Node& r) {
   std::string field_path = src->GetString({"fieldPath"});
   if (field_path.empty()) field_path = "metadata.name";
   Node copy = match->obj;
-  std::vector<Node*> found;
+  std::vector<Found> found;
   Walk(copy, SplitReplacementPath(field_path), 0, false, Node::Kind::kNull, &found);
-  if (found.empty() || found[0]->IsNull() ||
-      (found[0]->IsMap() && found[0]->entries().empty()) ||
-      (found[0]->IsSeq() && found[0]->items().empty())) {
+  if (found.empty() || found[0].node->IsNull() ||
+      (found[0].node->IsMap() && found[0].node->entries().empty()) ||
+      (found[0].node->IsSeq() && found[0].node->items().empty())) {
     return absl::InvalidArgumentError(absl::StrCat("fieldPath `", field_path,
                                                    "` is missing for replacement source ",
                                                    sel.gvk.kind, ".", sel.gvk.version, ".",
                                                    sel.gvk.group, "/", sel.name, ".",
                                                    sel.ns.empty() ? "[noNs]" : sel.ns));
   }
-  Node value = *found[0];
+  Node value = *found[0].node;
   FieldOptions opt = ParseOptions(src->Find("options"));
   if (!opt.delimiter.empty()) {
     if (!value.IsScalar()) {
@@ -310,7 +314,7 @@ absl::Status ApplyToTargets(std::vector<Resource>* ra, const Node& value, const 
       }
       if (rejected) continue;
       for (const std::string& fp : paths) {
-        std::vector<Node*> fields;
+        std::vector<Found> fields;
         Walk(res.obj, SplitReplacementPath(fp), 0, opt.create,
              value.IsMap() ? Node::Kind::kMap : value.IsSeq() ? Node::Kind::kSeq
                                                                : Node::Kind::kString,
@@ -320,7 +324,8 @@ absl::Status ApplyToTargets(std::vector<Resource>* ra, const Node& value, const 
               absl::StrCat(opt.create ? "unable to find or create field " : "unable to find field ",
                            "\"", fp, "\" in replacement target"));
         }
-        for (Node* f : fields) {
+        for (const Found& found_field : fields) {
+          Node* f = found_field.node;
           Node v = value;
           if (!opt.delimiter.empty()) {
             if (!f->IsScalar()) {
@@ -337,8 +342,11 @@ absl::Status ApplyToTargets(std::vector<Resource>* ra, const Node& value, const 
             }
             v = Node::Scalar(value.kind(), absl::StrJoin(tv, opt.delimiter));
           }
-          if (f->IsScalar() && !f->IsNull() && v.IsScalar()) {
-            SetScalarText(*f, v);
+          if (found_field.created && v.IsScalar()) {
+            // A created field has no type of its own: its text is read again.
+            *f = ResolvePlainScalar(v.scalar());
+          } else if (f->IsScalar() && !f->IsNull() && v.IsScalar()) {
+            SetScalarText(*f, v.scalar());
           } else {
             *f = v;
           }

@@ -246,17 +246,22 @@ bool ResolveTimestamp(absl::string_view s, std::string* out) {
   return true;
 }
 
-// Resolves a plain (unquoted, untagged) scalar as kustomize's reader does.
+// Resolves a plain (unquoted, untagged) scalar as kustomize's reader does,
+// keeping the source text.
 Node ResolvePlain(const std::string& s) {
-  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return Node::Null();
-  if (s == "true" || s == "True" || s == "TRUE") return Node::Bool(true);
-  if (s == "false" || s == "False" || s == "FALSE") return Node::Bool(false);
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") {
+    return Node::Scalar(Kind::kNull, s);
+  }
+  if (s == "true" || s == "True" || s == "TRUE" || s == "false" || s == "False" ||
+      s == "FALSE") {
+    return Node::Scalar(Kind::kBool, s);
+  }
   char c = s[0];
   if (c == '.') {
     if (s == ".inf" || s == ".Inf" || s == ".INF" || s == ".nan" || s == ".NaN" || s == ".NAN") {
       return Node::Scalar(Kind::kFloat, s);
     }
-    if (IsYamlStyleFloat(s)) return FloatNode(std::strtod(s.c_str(), nullptr));
+    if (IsYamlStyleFloat(s)) return Node::Scalar(Kind::kFloat, s);
     return Node::String(s);
   }
   if (c == '+' || c == '-' || IsDigit(c)) {
@@ -265,11 +270,11 @@ Node ResolvePlain(const std::string& s) {
       return Node::Scalar(Kind::kFloat, s);
     }
     std::string ts;
-    if (ResolveTimestamp(s, &ts)) return Node::String(ts);
+    if (ResolveTimestamp(s, &ts)) return Node::Scalar(Kind::kTimestamp, s);
     std::string plain = StripUnderscores(s);
     std::string text;
-    if (ParseGoInt(plain, &text)) return Node::Scalar(Kind::kInt, text);
-    if (IsYamlStyleFloat(plain)) return FloatNode(std::strtod(plain.c_str(), nullptr));
+    if (ParseGoInt(plain, &text)) return Node::Scalar(Kind::kInt, s);
+    if (IsYamlStyleFloat(plain)) return Node::Scalar(Kind::kFloat, s);
   }
   return Node::String(s);
 }
@@ -302,8 +307,9 @@ struct Converter {
         const std::string& tag = in.Tag();
         if (tag == "?") {
           *out = ResolvePlain(in.Scalar());
-          if (out->IsString() && !V2ResolvesAsString(out->scalar())) {
-            out->set_yaml11_non_string(true);
+          if (out->IsString()) {
+            out->set_plain(true);
+            if (!V2ResolvesAsString(out->scalar())) out->set_yaml11_non_string(true);
           }
         } else if (tag == "!" || tag == "tag:yaml.org,2002:str") {
           *out = Node::String(in.Scalar());
@@ -464,6 +470,37 @@ bool IsBlankText(absl::string_view s) {
     return false;
   }
   return true;
+}
+
+std::string Canonical(const Node& n) {
+  const std::string& raw = n.scalar();
+  switch (n.kind()) {
+    case Kind::kNull:
+      return "null";
+    case Kind::kBool:
+      return !raw.empty() && (raw[0] == 't' || raw[0] == 'T') ? "true" : "false";
+    case Kind::kInt:
+    case Kind::kFloat: {
+      if (raw == ".inf" || raw == ".Inf" || raw == ".INF" || raw == "+.inf" || raw == "+.Inf" ||
+          raw == "+.INF") {
+        return ".inf";
+      }
+      if (raw == "-.inf" || raw == "-.Inf" || raw == "-.INF") return "-.inf";
+      if (raw == ".nan" || raw == ".NaN" || raw == ".NAN") return ".nan";
+      std::string plain = StripUnderscores(raw);
+      std::string text;
+      if (ParseGoInt(plain, &text)) return text;
+      if (IsYamlStyleFloat(plain)) return FloatNode(std::strtod(plain.c_str(), nullptr)).scalar();
+      return raw;
+    }
+    case Kind::kTimestamp: {
+      std::string ts;
+      if (ResolveTimestamp(raw, &ts)) return ts;
+      return raw;
+    }
+    default:
+      return raw;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -763,11 +800,11 @@ class Emitter {
       case Kind::kString:
         EmitString(n.scalar(), /*simple_key=*/false);
         return;
-      case Kind::kNull:
-        EmitPlainText("null");
+      case Kind::kTimestamp:
+        EmitString(Canonical(n), /*simple_key=*/false);
         return;
       default:
-        EmitPlainText(n.scalar());
+        EmitPlainText(Canonical(n));
         return;
     }
   }
@@ -1069,6 +1106,9 @@ void AppendJson(const Node& n, std::string* out) {
     case Kind::kString:
       AppendJsonString(n.scalar(), out);
       return;
+    case Kind::kTimestamp:
+      AppendJsonString(Canonical(n), out);
+      return;
     case Kind::kMap: {
       std::vector<const Node::Entry*> sorted;
       for (const Node::Entry& e : n.entries()) sorted.push_back(&e);
@@ -1098,7 +1138,7 @@ void AppendJson(const Node& n, std::string* out) {
       return;
     }
     default:
-      *out += n.scalar();
+      *out += Canonical(n);
       return;
   }
 }
@@ -1170,6 +1210,14 @@ std::string EmitYaml(const Node& node) {
   Emitter e;
   e.EmitDocument(node);
   return std::move(e.out);
+}
+
+std::string CanonicalScalar(const Node& n) { return Canonical(n); }
+
+Node ResolvePlainScalar(const std::string& text) {
+  Node n = ResolvePlain(text);
+  if (n.IsString()) n.set_plain(true);
+  return n;
 }
 
 std::string EmitJson(const Node& node) {

@@ -35,6 +35,14 @@ std::string EmitYaml(const Node& node);
 // Compact JSON (keys sorted like Go's encoding/json, HTML-escaped like Go).
 std::string EmitJson(const Node& node);
 
+// The text a scalar prints as after kustomize's JSON round trip: decimal
+// ints, Go %g floats, true/false, null, RFC 3339 dates; strings unchanged.
+std::string CanonicalScalar(const Node& n);
+
+// Resolves unquoted, untagged scalar text as kustomize's reader does (null,
+// bool, int, float, date or string), keeping the text.
+Node ResolvePlainScalar(const std::string& text);
+
 // go-yaml v2's map key order.
 bool YamlKeyLess(const std::string& a, const std::string& b);
 

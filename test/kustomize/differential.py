@@ -116,6 +116,21 @@ def kustomization(r, resources, gens, allow_ns=True):
             k += "  newName: my.registry/nginx\n"
     if gens:
         k += gens
+    if r.random() < 0.25:
+        k += f"""replacements:
+- source:
+    kind: Deployment
+    fieldPath: {r.choice(['metadata.name', 'metadata.labels.app', 'spec.replicas', 'metadata.annotations.note'])}
+  targets:
+  - select:
+      kind: {r.choice(['Deployment', 'ConfigMap', 'Service'])}
+    fieldPaths:
+    - {r.choice(['metadata.annotations.copied', 'spec.template.spec.containers.[name=main].image', 'data.k1'])}
+    options:
+      create: true
+"""
+    if r.random() < 0.15:
+        k += "sortOptions:\n  order: fifo\n"
     if r.random() < 0.3:
         k += f"patches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: add\n      path: /metadata/annotations/patched\n      value: {q(r.choice(WORDS))}\n"
     if r.random() < 0.3:
@@ -166,6 +181,13 @@ def make_case(r, root):
         res.append(fn)
     with open(os.path.join(root, "base", "kustomization.yaml"), "w") as f:
         f.write(kustomization(r, res, generators(r)))
+    if r.random() < 0.3:
+        os.makedirs(os.path.join(root, "comp"))
+        with open(os.path.join(root, "comp", "kustomization.yaml"), "w") as f:
+            f.write("apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n" +
+                    kustomization(r, [], generators(r) if r.random() < 0.3 else "", allow_ns=False).replace("resources:\n", "resources: []\n", 1))
+        with open(os.path.join(root, "base", "kustomization.yaml"), "a") as f:
+            f.write("components:\n- ../comp\n")
     if r.random() < 0.6:
         os.makedirs(os.path.join(root, "overlay"))
         with open(os.path.join(root, "overlay", "kustomization.yaml"), "w") as f:
