@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -1413,7 +1414,7 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
         absl::StrCat("expected kind != 'Component' for path '", t.dir, "'"));
   }
   for (const char* unsupported : {"helmCharts", "helmChartInflationGenerator", "generators",
-                                  "transformers", "validators", "vars",
+                                  "transformers", "validators",
                                   "configurations", "openapi"}) {
     const Node* n = t.k.Find(unsupported);
     if (n != nullptr && !n->IsNull() && !(n->IsSeq() && n->items().empty())) {
@@ -1492,6 +1493,222 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
                              "accumulating components"));
   }
   RETURN_IF_ERROR(t.Transform(ra));
+  if (const Node* vars = t.k.Find("vars"); vars != nullptr && !vars->IsNull()) {
+    RETURN_IF_ERROR(Annotate(MergeVars(*vars, ra), absl::StrCat("merging vars of ", t.dir)));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+Gvk VarGvk(const Node& objref) {
+  Gvk g;
+  std::string api = objref.GetString({"apiVersion"});
+  if (api.empty()) {
+    g.group = objref.GetString({"group"});
+    g.version = objref.GetString({"version"});
+  } else if (size_t slash = api.find('/'); slash != std::string::npos) {
+    g.group = api.substr(0, slash);
+    g.version = api.substr(slash + 1);
+  } else {
+    g.version = api;
+  }
+  g.kind = objref.GetString({"kind"});
+  return g;
+}
+
+// kustomize's GetFieldValue: dotted path, `name[i]` indexes, `[k=v]` matchers.
+const Node* LookupFieldPath(const Node& root, const std::string& path) {
+  const Node* n = &root;
+  for (absl::string_view part_view : absl::StrSplit(path, '.')) {
+    std::string part(part_view);
+    int index = -1;
+    size_t br = part.find('[');
+    if (br != std::string::npos && br > 0 && part.back() == ']') {
+      if (!absl::SimpleAtoi(part.substr(br + 1, part.size() - br - 2), &index)) return nullptr;
+      part = part.substr(0, br);
+    }
+    if (n->IsSeq() && part.size() > 2 && part.front() == '[' && part.back() == ']') {
+      std::string inner = part.substr(1, part.size() - 2);
+      size_t eq = inner.find('=');
+      const Node* next = nullptr;
+      for (const Node& item : n->items()) {
+        if (eq != std::string::npos && item.GetString({inner.substr(0, eq)}) == inner.substr(eq + 1)) {
+          next = &item;
+          break;
+        }
+      }
+      n = next;
+    } else {
+      n = n->Find(part);
+    }
+    if (n == nullptr) return nullptr;
+    if (index >= 0) {
+      if (!n->IsSeq() || index >= static_cast<int>(n->items().size())) return nullptr;
+      n = &n->items()[index];
+    }
+  }
+  return n;
+}
+
+// $(VAR) expansion as kustomize's refvar does: unknown names stay, `$$`
+// escapes, a string that is exactly one reference takes the value's type.
+Node ExpandVars(const std::string& input, const std::map<std::string, Node>& values,
+                std::set<std::string>* used) {
+  std::string buf;
+  size_t checkpoint = 0;
+  for (size_t cursor = 0; cursor < input.size(); ++cursor) {
+    if (input[cursor] != '$' || cursor + 1 >= input.size()) continue;
+    buf += input.substr(checkpoint, cursor - checkpoint);
+    std::string rest = input.substr(cursor + 1);
+    std::string read;
+    bool is_var = false;
+    size_t advance = 1;
+    if (rest[0] == '$') {
+      read = "$";
+    } else if (rest[0] == '(') {
+      size_t close = rest.find(')');
+      if (close != std::string::npos) {
+        read = rest.substr(1, close - 1);
+        is_var = true;
+        advance = close + 1;
+      } else {
+        read = "$(";
+      }
+    } else {
+      read = std::string("$") + rest[0];
+    }
+    if (is_var) {
+      auto it = values.find(read);
+      if (it == values.end()) {
+        if (input == "$(" + read + ")") return Node::String(input);
+        buf += "$(" + read + ")";
+      } else {
+        used->insert(read);
+        if (input == "$(" + read + ")") return it->second;
+        buf += it->second.IsString() ? it->second.scalar() : CanonicalScalar(it->second);
+      }
+    } else {
+      buf += read;
+    }
+    cursor += advance;
+    checkpoint = cursor + 1;
+  }
+  if (checkpoint < input.size()) buf += input.substr(checkpoint);
+  return Node::String(buf);
+}
+
+void ExpandInNode(Node& n, const std::map<std::string, Node>& values, std::set<std::string>* used) {
+  if (n.IsString()) {
+    if (n.scalar().find('$') != std::string::npos) n = ExpandVars(n.scalar(), values, used);
+  } else if (n.IsSeq()) {
+    for (Node& item : n.items()) {
+      if (item.IsString() && item.scalar().find('$') != std::string::npos) {
+        item = ExpandVars(item.scalar(), values, used);
+      }
+    }
+  } else if (n.IsMap()) {
+    for (auto& e : n.entries()) {
+      if (e.second.IsString() && e.second.scalar().find('$') != std::string::npos) {
+        e.second = ExpandVars(e.second.scalar(), values, used);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status Engine::MergeVars(const Node& vars, std::vector<Resource>* ra) {
+  if (!vars.IsSeq()) return absl::InvalidArgumentError("vars must be a list");
+  for (const Node& v : vars.items()) {
+    std::string name = v.GetString({"name"});
+    const Node* objref = v.Find("objref");
+    if (name.empty() || objref == nullptr) {
+      return absl::InvalidArgumentError("var must have a name and an objref");
+    }
+    Gvk gvk = VarGvk(*objref);
+    std::string ref_name = objref->GetString({"name"});
+    std::string ref_ns = objref->GetString({"namespace"});
+    bool with_ns = !ref_ns.empty() || IsClusterScoped(gvk);
+    std::vector<Resource*> matched;
+    for (Resource& r : *ra) {
+      if (!(Gvk::Of(r.obj) == gvk)) continue;
+      auto ns_eq = [](const std::string& a, const std::string& b) {
+        return (a.empty() ? "default" : a) == (b.empty() ? "default" : b);
+      };
+      bool m = r.name() == ref_name && (!with_ns || ns_eq(r.ns(), ref_ns));
+      for (const auto& id : r.prev_ids) {
+        m = m || (id.first == ref_name && (!with_ns || ns_eq(id.second, ref_ns)));
+      }
+      if (m) matched.push_back(&r);
+    }
+    if (matched.size() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat("found ", matched.size(),
+                                                     " resId matches for var ", name,
+                                                     " (unable to disambiguate)"));
+    }
+    if (matched.size() == 1) matched[0]->ref_var_names.push_back(name);
+    for (const Node& existing : vars_) {
+      if (existing.GetString({"name"}) == name) {
+        return absl::InvalidArgumentError(absl::StrCat("var '", name, "' already encountered"));
+      }
+    }
+    vars_.push_back(v);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::ResolveVars(std::vector<Resource>* ra) {
+  if (vars_.empty()) return absl::OkStatus();
+  std::map<std::string, Node> values;
+  for (const Node& v : vars_) {
+    std::string name = v.GetString({"name"});
+    std::string path = v.GetString({"fieldref", "fieldpath"});
+    if (path.empty()) path = "metadata.name";
+    const Resource* owner = nullptr;
+    for (const Resource& r : *ra) {
+      for (const std::string& n : r.ref_var_names) {
+        if (n == name && owner == nullptr) owner = &r;
+      }
+    }
+    if (owner == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "var '", name, "' cannot be mapped to a field in the set of known resources"));
+    }
+    const Node* value = LookupFieldPath(owner->obj, path);
+    if (value == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "field specified in var '", name, "' not found in corresponding resource"));
+    }
+    Node val = *value;
+    if (val.kind() == Node::Kind::kInt) {
+      // kustomize reads ints with Atoi (decimal only).
+      int64_t i;
+      if (absl::SimpleAtoi(val.scalar(), &i)) {
+        val = Node::Int(i);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("var '", name, "': invalid int ",
+                                                       val.scalar()));
+      }
+    } else if (val.kind() == Node::Kind::kTimestamp || val.kind() == Node::Kind::kNull) {
+      val = Node::String(val.scalar());
+    }
+    values[name] = val;
+  }
+  static const std::vector<FieldSpec> specs = BuiltinSpecs(kVarReferenceSpecs);
+  std::set<std::string> used;
+  for (Resource& r : *ra) {
+    Gvk g = Gvk::Of(r.obj);
+    for (const FieldSpec& fs : specs) {
+      if (!g.IsSelectedBy(fs.gvk)) continue;
+      FieldSpec no_create = fs;
+      no_create.create = false;
+      RETURN_IF_ERROR(ApplyFieldSpec(r.obj, no_create, Node::Kind::kString, [&](Node& n) {
+        ExpandInNode(n, values, &used);
+        return absl::OkStatus();
+      }));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -1527,6 +1744,7 @@ absl::StatusOr<std::vector<Resource>> Engine::Build(const std::string& dir,
   }
   NameRefFixer fixer(&ra);
   RETURN_IF_ERROR(fixer.Run());
+  RETURN_IF_ERROR(ResolveVars(&ra));
   // kustomize rewrites every non-empty annotations map as strings when it
   // drops its build annotations: values print as their source text.
   for (Resource& r : ra) {

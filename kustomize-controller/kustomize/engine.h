@@ -23,6 +23,7 @@ struct Resource {
   std::vector<std::string> prefixes;
   std::vector<std::string> suffixes;
   bool needs_hash = false;
+  std::vector<std::string> ref_var_names;  // legacy `vars` that point here
   std::string behavior;  // generators: create, merge, replace
 
   std::string name() const { return obj.GetString({"metadata", "name"}); }
@@ -60,12 +61,15 @@ class Engine {
   struct Target;
   absl::Status Accumulate(const std::string& dir, const Node* override_k, bool component,
                           std::vector<Resource>* ra, int depth);
+  absl::Status MergeVars(const Node& vars, std::vector<Resource>* ra);
+  absl::Status ResolveVars(std::vector<Resource>* ra);
   absl::StatusOr<std::string> ReadFile(const std::string& path) const;
   absl::StatusOr<std::string> Confine(const std::string& path) const;
 
   std::string root_;
   bool restrict_files_ = true;
   uint32_t next_share_id_ = 0;
+  std::vector<Node> vars_;  // legacy `vars` of every kustomization in the build
 };
 
 }  // namespace gitops::kustomize
