@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/kube/rate_limiter.h"
+#include "common/metrics/metrics.h"
 #include "common/status/status_macros.h"
 
 namespace gitops::common {
@@ -69,7 +70,18 @@ size_t CaptureHeader(char* data, size_t size, size_t n, void* out) {
 
 void GlobalInit() {
   static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    Metrics::Global().DefineCounter(
+        "rest_client_requests_total",
+        "Number of HTTP requests to the Kubernetes API, partitioned by status code and method.");
+  });
+}
+
+// client-go's metric; code "<error>" for requests that got no response.
+void CountRequest(const std::string& method, long code) {
+  Metrics::Global().Add("rest_client_requests_total",
+                        {{"code", code > 0 ? std::to_string(code) : "<error>"}, {"method", method}});
 }
 
 }  // namespace
@@ -236,6 +248,7 @@ absl::StatusOr<HttpKubeClient::Response> HttpKubeClient::Do(const std::string& m
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp.retry_after);
     CURLcode rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.code);
+    CountRequest(method, rc == CURLE_OK ? resp.code : 0);
     curl_slist_free_all(headers);
     shared_->Release(h);
     bool retryable;
@@ -494,6 +507,7 @@ absl::Status HttpKubeClient::Watch(const GroupVersionKind& gvk, absl::string_vie
   CURLcode rc = curl_easy_perform(h);
   long code = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+  CountRequest("WATCH", code);
   curl_slist_free_all(headers);
   curl_easy_cleanup(h);
   if (st.stopped_by_handler) return absl::OkStatus();

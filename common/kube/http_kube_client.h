@@ -1,7 +1,8 @@
 // KubeClient over HTTP(S) with libcurl: keep-alive connection reuse, bearer
 // token / client certificate auth, client-side QPS/burst limit, retries with
 // capped exponential backoff on 429, 5xx and connection errors (honouring
-// Retry-After), discovery cache, impersonation. Thread-safe.
+// Retry-After), discovery cache, impersonation. Thread-safe. Counts requests
+// in rest_client_requests_total{code,method} on Metrics::Global().
 #ifndef GITOPS_COMMON_KUBE_HTTP_KUBE_CLIENT_H_
 #define GITOPS_COMMON_KUBE_HTTP_KUBE_CLIENT_H_
 

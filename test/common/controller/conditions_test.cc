@@ -1,5 +1,7 @@
 #include "common/controller/conditions.h"
 
+#include "common/controller/reconcile_metrics.h"
+#include "common/metrics/metrics.h"
 #include "gtest/gtest.h"
 
 namespace gitops::common {
@@ -77,6 +79,33 @@ TEST(ConditionsTest, MergePatchHoldsOnlyTheDifference) {
   EXPECT_EQ(patch, json({{"y", {{"b", nullptr}, {"c", 3}}}, {"z", {1, 2, 3}}}));
   EXPECT_EQ(a.patch(json::array()), a);
   EXPECT_TRUE(CreateMergePatch(a, a).empty());
+}
+
+TEST(ReconcileMetricsTest, ReadyConditionGaugeFollowsTheObject) {
+  json obj = Object(1);
+  obj["metadata"]["namespace"] = "flux-system";
+  MetricLabels base = {{"kind", "GitRepository"}, {"name", "r"}, {"namespace", "flux-system"},
+                       {"type", "Ready"}};
+  auto value = [&](const char* status) {
+    MetricLabels l = base;
+    l.emplace_back("status", status);
+    return Metrics::Global().Value("gotk_reconcile_condition", l);
+  };
+  RecordReadyCondition(obj);
+  EXPECT_EQ(value("Unknown"), 1);
+  SetCondition(obj, {"Ready", "True", "Succeeded", ""}, absl::Now());
+  RecordReadyCondition(obj);
+  EXPECT_EQ(value("True"), 1);
+  EXPECT_EQ(value("Unknown"), 0);
+  RecordDeleted(obj);
+  EXPECT_EQ(value("Deleted"), 1);
+  EXPECT_EQ(value("True"), 0);
+  RecordReconcileDuration(obj, absl::Milliseconds(250));
+  EXPECT_NE(Metrics::Global().Render().find(
+                "gotk_reconcile_duration_seconds_count{kind=\"GitRepository\",name=\"r\","
+                "namespace=\"flux-system\"} 1"),
+            std::string::npos)
+      << Metrics::Global().Render();
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/kube/config.h"
+#include "common/metrics/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/apiserver/test_apiserver.h"
@@ -296,9 +297,15 @@ TEST_F(HttpKubeClientTest, RetriesInjectedServerErrorsAndThrottling) {
   ASSERT_TRUE(client_->Mapping({"", "v1", "Namespace"}).ok());  // discovery out of the count
   ASSERT_TRUE(server_->Testing("faults", R"({"failNext":2,"failCode":500})").ok());
   int64_t before = client_->request_count();
+  double errors_before =
+      Metrics::Global().Value("rest_client_requests_total", {{"code", "500"}, {"method", "GET"}});
   auto got = client_->Get({"", "v1", "Namespace"}, "", "default");
   EXPECT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(client_->request_count() - before, 3);
+  EXPECT_EQ(Metrics::Global().Value("rest_client_requests_total",
+                                    {{"code", "500"}, {"method", "GET"}}) -
+                errors_before,
+            2);
 
   ASSERT_TRUE(server_->Testing("faults", R"({"failNext":1,"failCode":429})").ok());
   got = client_->Get({"", "v1", "Namespace"}, "", "default");
