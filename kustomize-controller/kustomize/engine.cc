@@ -726,7 +726,7 @@ struct Engine::Target {
   absl::Status Namespace(std::vector<Resource>* ra) {
     std::string ns = k.GetString({"namespace"});
     if (ns.empty()) return absl::OkStatus();
-    static const std::vector<FieldSpec> specs = BuiltinSpecs(kNamespaceSpecs);
+    const std::vector<FieldSpec>& specs = engine->config_.namespace_specs;
     for (Resource& r : *ra) {
       r.StorePreviousId();
       Gvk g = Gvk::Of(r.obj);
@@ -836,8 +836,8 @@ struct Engine::Target {
   }
 
   absl::Status Labels(std::vector<Resource>* ra) {
-    static const std::vector<FieldSpec> common = BuiltinSpecs(kCommonLabelsSpecs);
-    static const std::vector<FieldSpec> templates = BuiltinSpecs(kTemplateLabelsSpecs);
+    const std::vector<FieldSpec>& common = engine->config_.common_labels;
+    const std::vector<FieldSpec>& templates = engine->config_.template_labels;
     const Node* labels = k.Find("labels");
     if (labels != nullptr && labels->IsSeq()) {
       for (const Node& l : labels->items()) {
@@ -866,7 +866,7 @@ struct Engine::Target {
   }
 
   absl::Status Annotations(std::vector<Resource>* ra) {
-    static const std::vector<FieldSpec> specs = BuiltinSpecs(kCommonAnnotationsSpecs);
+    const std::vector<FieldSpec>& specs = engine->config_.common_annotations;
     ASSIGN_OR_RETURN(auto pairs,
                      StrictPairs(k.Find("commonAnnotations"), "Kustomization.commonAnnotations"));
     return SetMapEntries(ra, specs, pairs);
@@ -875,7 +875,7 @@ struct Engine::Target {
   absl::Status Replicas(std::vector<Resource>* ra) {
     const Node* list = k.Find("replicas");
     if (list == nullptr || list->IsNull()) return absl::OkStatus();
-    static const std::vector<FieldSpec> specs = BuiltinSpecs(kReplicasSpecs);
+    const std::vector<FieldSpec>& specs = engine->config_.replicas;
     for (const Node& rep : list->items()) {
       std::string name = rep.GetString({"name"});
       const Node* count = rep.Find("count");
@@ -989,7 +989,19 @@ struct Engine::Target {
       ImageRule rule{img.GetString({"name"}), img.GetString({"newName"}),
                      img.GetString({"newTag"}), img.GetString({"digest"})};
       if (rule.name.empty()) continue;
-      for (Resource& r : *ra) UpdateImagesIn(r.obj, rule);
+      for (Resource& r : *ra) {
+        UpdateImagesIn(r.obj, rule);
+        Gvk g = Gvk::Of(r.obj);
+        for (const FieldSpec& fs : engine->config_.images) {
+          if (!g.IsSelectedBy(fs.gvk)) continue;
+          RETURN_IF_ERROR(ApplyFieldSpec(r.obj, fs, Node::Kind::kString, [&](Node& n) {
+            if (n.IsScalar() && !n.IsNull() && ImageMatches(n.scalar(), rule.name)) {
+              n = Node::String(UpdateImage(n.scalar(), rule));
+            }
+            return absl::OkStatus();
+          }));
+        }
+      }
     }
     return absl::OkStatus();
   }
@@ -1041,34 +1053,25 @@ struct Engine::Target {
 
 namespace {
 
-struct NameRefRule {
-  Gvk referral;
-  std::vector<FieldSpec> specs;
-};
+using NameRefRule = TransformerConfig::NameRefRule;
 
-const std::vector<NameRefRule>& NameRefRules() {
-  static const std::vector<NameRefRule>* rules = [] {
-    auto* out = new std::vector<NameRefRule>();
-    absl::StatusOr<Node> doc = ParseYamlDocument(kNameReferenceSpecs);
-    if (!doc.ok()) return out;
-    const Node* list = doc->Find("nameReference");
-    if (list == nullptr) return out;
-    for (const Node& item : list->items()) {
-      NameRefRule rule;
-      rule.referral.group = item.GetString({"group"});
-      rule.referral.version = item.GetString({"version"});
-      rule.referral.kind = item.GetString({"kind"});
-      const Node* specs = item.Find("fieldSpecs");
-      if (specs != nullptr) {
-        absl::StatusOr<std::vector<FieldSpec>> parsed = ParseFieldSpecs(*specs);
-        if (parsed.ok()) rule.specs = *parsed;
-      }
-      for (FieldSpec& fs : rule.specs) fs.create = false;
-      out->push_back(std::move(rule));
+std::vector<NameRefRule> ParseNameRefRules(const Node& list) {
+  std::vector<NameRefRule> out;
+  if (!list.IsSeq()) return out;
+  for (const Node& item : list.items()) {
+    NameRefRule rule;
+    rule.referral.group = item.GetString({"group"});
+    rule.referral.version = item.GetString({"version"});
+    rule.referral.kind = item.GetString({"kind"});
+    const Node* specs = item.Find("fieldSpecs");
+    if (specs != nullptr) {
+      absl::StatusOr<std::vector<FieldSpec>> parsed = ParseFieldSpecs(*specs);
+      if (parsed.ok()) rule.specs = *parsed;
     }
-    return out;
-  }();
-  return *rules;
+    for (FieldSpec& fs : rule.specs) fs.create = false;
+    out.push_back(std::move(rule));
+  }
+  return out;
 }
 
 bool SameEndingSubSlice(const std::vector<std::string>& a, const std::vector<std::string>& b) {
@@ -1090,10 +1093,11 @@ bool AffixesEqual(const Resource& r, const Resource& o, bool allow_empty) {
 
 class NameRefFixer {
  public:
-  explicit NameRefFixer(std::vector<Resource>* ra) : ra_(ra) {}
+  NameRefFixer(std::vector<Resource>* ra, const std::vector<NameRefRule>& rules)
+      : ra_(ra), rules_(rules) {}
 
   absl::Status Run() {
-    for (const NameRefRule& rule : NameRefRules()) {
+    for (const NameRefRule& rule : rules_) {
       // Candidates: resources of the referral kind that were renamed.
       std::unordered_map<std::string, std::vector<size_t>> by_prev_name;
       for (size_t i = 0; i < ra_->size(); ++i) {
@@ -1206,6 +1210,7 @@ class NameRefFixer {
   }
 
   std::vector<Resource>* ra_;
+  const std::vector<NameRefRule>& rules_;
 };
 
 // Kustomize's default ("legacy") order.
@@ -1307,6 +1312,79 @@ absl::Status AddObject(Node obj, const std::string& file, std::vector<Resource>*
 }
 
 }  // namespace
+
+const TransformerConfig& TransformerConfig::Builtin() {
+  static const TransformerConfig* config = [] {
+    auto* c = new TransformerConfig();
+    c->common_labels = BuiltinSpecs(kCommonLabelsSpecs);
+    c->template_labels = BuiltinSpecs(kTemplateLabelsSpecs);
+    c->common_annotations = BuiltinSpecs(kCommonAnnotationsSpecs);
+    c->namespace_specs = BuiltinSpecs(kNamespaceSpecs);
+    c->replicas = BuiltinSpecs(kReplicasSpecs);
+    c->var_reference = BuiltinSpecs(kVarReferenceSpecs);
+    absl::StatusOr<Node> doc = ParseYamlDocument(kNameReferenceSpecs);
+    if (doc.ok() && doc->Find("nameReference") != nullptr) {
+      c->name_reference = ParseNameRefRules(*doc->Find("nameReference"));
+    }
+    return c;
+  }();
+  return *config;
+}
+
+namespace {
+
+void MergeSpecs(std::vector<FieldSpec>* into, const std::vector<FieldSpec>& more) {
+  for (const FieldSpec& fs : more) {
+    bool dup = false;
+    for (const FieldSpec& e : *into) dup = dup || (e.gvk == fs.gvk && e.path == fs.path);
+    if (!dup) into->push_back(fs);
+  }
+}
+
+}  // namespace
+
+absl::Status TransformerConfig::Merge(const Node& doc) {
+  if (doc.IsNull()) return absl::OkStatus();
+  if (!doc.IsMap()) return absl::InvalidArgumentError("transformer configuration must be a map");
+  for (const auto& e : doc.entries()) {
+    const std::string& key = e.first;
+    if (key == "nameReference") {
+      for (NameRefRule& rule : ParseNameRefRules(e.second)) {
+        bool merged = false;
+        for (NameRefRule& existing : name_reference) {
+          if (existing.referral == rule.referral) {
+            MergeSpecs(&existing.specs, rule.specs);
+            merged = true;
+          }
+        }
+        if (!merged) name_reference.push_back(std::move(rule));
+      }
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::vector<FieldSpec> specs, ParseFieldSpecs(e.second));
+    if (key == "commonLabels") {
+      MergeSpecs(&common_labels, specs);
+    } else if (key == "templateLabels") {
+      MergeSpecs(&template_labels, specs);
+    } else if (key == "commonAnnotations") {
+      MergeSpecs(&common_annotations, specs);
+    } else if (key == "namespace") {
+      MergeSpecs(&namespace_specs, specs);
+    } else if (key == "images") {
+      MergeSpecs(&images, specs);
+    } else if (key == "replicas") {
+      MergeSpecs(&replicas, specs);
+    } else if (key == "varReference") {
+      MergeSpecs(&var_reference, specs);
+    } else if (key == "namePrefix" || key == "nameSuffix") {
+      // metadata/name is the only name field kustomize renames.
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown field \"", key, "\" in transformer configuration"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 Engine::Engine(std::string root) {
   std::error_code ec;
@@ -1414,8 +1492,7 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
         absl::StrCat("expected kind != 'Component' for path '", t.dir, "'"));
   }
   for (const char* unsupported : {"helmCharts", "helmChartInflationGenerator", "generators",
-                                  "transformers", "validators",
-                                  "configurations", "openapi"}) {
+                                  "transformers", "validators", "openapi"}) {
     const Node* n = t.k.Find(unsupported);
     if (n != nullptr && !n->IsNull() && !(n->IsSeq() && n->items().empty())) {
       return absl::UnimplementedError(absl::StrCat("kustomization field '", unsupported,
@@ -1481,6 +1558,12 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
   ASSIGN_OR_RETURN(std::vector<std::string> crds, StringList(t.k, "crds"));
   for (const std::string& crd : crds) {
     RETURN_IF_ERROR(t.Load(crd).status());
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> configurations, StringList(t.k, "configurations"));
+  for (const std::string& c : configurations) {
+    ASSIGN_OR_RETURN(std::string text, t.Load(c));
+    ASSIGN_OR_RETURN(Node doc, ParseYamlDocument(text));
+    RETURN_IF_ERROR(Annotate(config_.Merge(doc), absl::StrCat("loading configuration ", c)));
   }
   RETURN_IF_ERROR(t.Generators(ra));
   ASSIGN_OR_RETURN(std::vector<std::string> components, StringList(t.k, "components"));
@@ -1695,7 +1778,7 @@ absl::Status Engine::ResolveVars(std::vector<Resource>* ra) {
     }
     values[name] = val;
   }
-  static const std::vector<FieldSpec> specs = BuiltinSpecs(kVarReferenceSpecs);
+  const std::vector<FieldSpec>& specs = config_.var_reference;
   std::set<std::string> used;
   for (Resource& r : *ra) {
     Gvk g = Gvk::Of(r.obj);
@@ -1742,7 +1825,7 @@ absl::StatusOr<std::vector<Resource>> Engine::Build(const std::string& dir,
     r.StorePreviousId();
     r.SetName(absl::StrCat(r.name(), "-", h));
   }
-  NameRefFixer fixer(&ra);
+  NameRefFixer fixer(&ra, config_.name_reference);
   RETURN_IF_ERROR(fixer.Run());
   RETURN_IF_ERROR(ResolveVars(&ra));
   // kustomize rewrites every non-empty annotations map as strings when it

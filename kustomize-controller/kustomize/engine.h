@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kustomize-controller/kustomize/fieldspec.h"
 #include "kustomize-controller/kustomize/node.h"
 
 namespace gitops::kustomize {
@@ -32,6 +33,27 @@ struct Resource {
   void SetName(const std::string& n);
   void SetNamespace(const std::string& n);
   void StorePreviousId() { prev_ids.emplace_back(name(), ns()); }
+};
+
+// Which fields each transformer touches: kustomize's built-in field specs
+// plus whatever `configurations` files add.
+struct TransformerConfig {
+  struct NameRefRule {
+    Gvk referral;
+    std::vector<FieldSpec> specs;
+  };
+  std::vector<FieldSpec> common_labels;
+  std::vector<FieldSpec> template_labels;
+  std::vector<FieldSpec> common_annotations;
+  std::vector<FieldSpec> namespace_specs;
+  std::vector<FieldSpec> images;  // only those beyond the built-in container paths
+  std::vector<FieldSpec> replicas;
+  std::vector<FieldSpec> var_reference;
+  std::vector<NameRefRule> name_reference;
+
+  static const TransformerConfig& Builtin();
+  // Adds the specs of a `configurations` file. InvalidArgument when malformed.
+  absl::Status Merge(const Node& doc);
 };
 
 class Engine {
@@ -70,6 +92,7 @@ class Engine {
   bool restrict_files_ = true;
   uint32_t next_share_id_ = 0;
   std::vector<Node> vars_;  // legacy `vars` of every kustomization in the build
+  TransformerConfig config_ = TransformerConfig::Builtin();
 };
 
 }  // namespace gitops::kustomize
