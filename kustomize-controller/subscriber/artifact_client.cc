@@ -412,6 +412,10 @@ absl::StatusOr<std::unique_ptr<ArtifactClient>> ArtifactClient::Create(
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 8 << 20);
+  // Bulk transfer on one stream: large HTTP/2 frames and a deep receive
+  // window cut per-frame overhead and round trips.
+  args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 256 << 10);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 2 << 20);
   // Reconnect quickly after a source-controller restart; our own backoff
   // paces the stream re-opening.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
