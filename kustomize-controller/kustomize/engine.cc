@@ -1855,6 +1855,22 @@ absl::StatusOr<std::vector<Resource>> Engine::Build(const std::string& dir,
       }
     }
   }
+  // buildMetadata: managedByLabel is supported; origin and transformer
+  // annotations are not (refuse rather than print something different).
+  bool managed_by = false;
+  if (const Node* bm = top.Find("buildMetadata"); bm != nullptr && bm->IsSeq()) {
+    for (const Node& opt : bm->items()) {
+      if (opt.scalar() == "managedByLabel") {
+        managed_by = true;
+      } else if (opt.scalar() == "originAnnotations" || opt.scalar() == "transformerAnnotations") {
+        return absl::UnimplementedError(
+            absl::StrCat("buildMetadata option '", opt.scalar(), "' is not supported"));
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "invalid buildMetadata option: ", opt.scalar()));
+      }
+    }
+  }
   const Node* sort = top.Find("sortOptions");
   std::string order = sort != nullptr ? sort->GetString({"order"}) : "legacy";
   if (order == "legacy") {
@@ -1868,6 +1884,12 @@ absl::StatusOr<std::vector<Resource>> Engine::Build(const std::string& dir,
   } else if (order != "fifo") {
     return absl::InvalidArgumentError(
         "the field 'sortOptions.order' must be one of [fifo, legacy]");
+  }
+  if (managed_by) {
+    for (Resource& r : ra) {
+      r.obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] =
+          Node::String("kustomize-(devel)");  // what kubectl kustomize prints
+    }
   }
   return ra;
 }
