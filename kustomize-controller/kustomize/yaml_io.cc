@@ -1167,8 +1167,12 @@ bool YamlKeyLess(const std::string& as, const std::string& bs) {
         }
       }
     }
-    for (ai = i; ai < ar.size() && is_digit(ar[ai]); ++ai) an = an * 10 + (ar[ai] - '0');
-    for (bi = i; bi < br.size() && is_digit(br[bi]); ++bi) bn = bn * 10 + (br[bi] - '0');
+    // Go's int64 arithmetic wraps on overflow; do the same without UB.
+    auto step = [](int64_t v, uint32_t d) {
+      return static_cast<int64_t>(static_cast<uint64_t>(v) * 10u + (d - '0'));
+    };
+    for (ai = i; ai < ar.size() && is_digit(ar[ai]); ++ai) an = step(an, ar[ai]);
+    for (bi = i; bi < br.size() && is_digit(br[bi]); ++bi) bn = step(bn, br[bi]);
     if (an != bn) return an < bn;
     if (ai != bi) return ai < bi;
     return ar[i] < br[i];

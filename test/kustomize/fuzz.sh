@@ -9,7 +9,7 @@ src=$(cd "$here/../.." && pwd)
 build=$src/build-fuzz
 cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-  -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
+  -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
   -DGITOPS_KUSTOMIZE_FUZZ=ON -DGITOPS_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build" --target fuzz_kustomize_engine
 corpus=$(mktemp -d)

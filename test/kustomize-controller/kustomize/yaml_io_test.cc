@@ -100,3 +100,16 @@ TEST(YamlIoTest, JsonMatchesGoEncoding) {
 
 }  // namespace
 }  // namespace gitops::kustomize
+
+namespace gitops::kustomize {
+namespace {
+
+TEST(YamlIoTest, KeyOrderSurvivesHugeDigitRuns) {
+  // Go wraps int64 on overflow; we must neither crash nor hit UB.
+  std::string a = "k" + std::string(40, '9');
+  std::string b = "k" + std::string(41, '8');
+  EXPECT_NE(YamlKeyLess(a, b), YamlKeyLess(b, a));
+}
+
+}  // namespace
+}  // namespace gitops::kustomize
