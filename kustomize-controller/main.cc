@@ -26,6 +26,7 @@
 #include "common/runtime/flags.h"
 #include "common/runtime/shutdown.h"
 #include "kustomize-controller/grpc/health_server.h"
+#include "kustomize-controller/kustomize/build.h"
 #include "kustomize-controller/subscriber/artifact_cache.h"
 #include "kustomize-controller/subscriber/artifact_client.h"
 #include "kustomize-controller/subscriber/extract.h"
@@ -299,10 +300,7 @@ int main(int argc, char** argv) {
   if (command.empty()) return gitops::kustomize::Run();
   if (command == "watch" && args.size() == 2) return gitops::kustomize::Watch();
   if (command == "fetch" && args.size() == 3) return gitops::kustomize::Fetch(args[2]);
-  if (command == "build" && args.size() == 3) {
-    fprintf(stderr, "build: the native kustomize engine is not wired into this build yet\n");
-    return 2;
-  }
+  if (command == "build" && args.size() == 3) return gitops::kustomize::RunBuildCommand(args[2]);
   fprintf(stderr, "unknown command; see --help\n");
   return 2;
 }
