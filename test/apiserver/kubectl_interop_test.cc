@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/apiserver/test_apiserver.h"
@@ -280,6 +281,38 @@ spec:
                                R"({"spec":{"selector":{"matchLabels":{"app":"other"}}}})"});
   ASSERT_FALSE(out.ok());
   EXPECT_THAT(std::string(out.status().message()), HasSubstr("field is immutable"));
+}
+
+TEST_F(KubectlInteropTest, WaitReturnsWhenReadyConditionTurnsTrue) {
+  ApplySeed("seed-wait");
+  auto wait = server_->KubectlBackground({"wait", "--for=condition=Ready", "--timeout=20s", "-n",
+                                          "seed-wait", "kustomization/apps-prod"});
+  ASSERT_TRUE(wait.ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_TRUE((*wait)->Running()) << "not Ready yet: " << (*wait)->ReadLog();
+  auto st = server_->Kubectl(
+      {"patch", "ks", "apps-prod", "-n", "seed-wait", "--subresource=status", "--type=merge", "-p",
+       // kubectl wait also wants status.observedGeneration to catch up (the
+       // CRD defaults it to -1, as in a real cluster).
+       R"({"status":{"observedGeneration":1,"conditions":[{"type":"Ready","status":"True","reason":"ReconciliationSucceeded","message":"Applied revision: main@sha1:0123","lastTransitionTime":"2026-01-01T00:00:00Z"}]}})"});
+  ASSERT_TRUE(st.ok()) << st.status();
+  auto code = (*wait)->Wait(absl::Seconds(20));
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0) << (*wait)->ReadLog();
+  EXPECT_THAT((*wait)->ReadLog(), HasSubstr("condition met"));
+}
+
+TEST_F(KubectlInteropTest, DeletingANamespaceDeletesItsObjects) {
+  ApplySeed("seed-ns-delete");
+  auto del = server_->Kubectl({"delete", "ns", "seed-ns-delete", "--timeout=20s"});
+  ASSERT_TRUE(del.ok()) << del.status();
+  auto left = server_->Kubectl({"get", "gitrepo,ks", "-A", "-o", "name"});
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_THAT(*left, Not(HasSubstr("seed-ns-delete")));
+  EXPECT_FALSE(server_->Kubectl({"get", "ns", "seed-ns-delete"}).ok());
+  auto in_gone = server_->Kubectl({"get", "ks", "-n", "seed-ns-delete"});
+  ASSERT_TRUE(in_gone.ok());
+  EXPECT_THAT(*in_gone, HasSubstr("No resources found"));
 }
 
 TEST(KubectlAuthTest, WrongTokenIsUnauthorized) {

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace gitops::testing {
 
@@ -21,38 +22,67 @@ absl::StatusOr<std::unique_ptr<TestApiServer>> TestApiServer::Start(Options opti
   s->dir_ = MakeTempDir("test-apiserver");
   s->kubeconfig_path_ = s->dir_ + "/kubeconfig";
   s->plain_ = options.plain_http;
-  std::vector<std::string> argv = {BinaryPath("test-apiserver"), "--port=0",
-                                   "--kubeconfig-out=" + s->kubeconfig_path_};
-  if (options.plain_http) argv.push_back("--plain-http");
-  auto proc = Subprocess::Start(argv, {}, s->dir_ + "/server.log");
+  s->options_ = options;
+  absl::Status st = s->Launch();
+  if (!st.ok()) return st;
+  return s;
+}
+
+absl::Status TestApiServer::Launch() {
+  std::vector<std::string> argv = {BinaryPath("test-apiserver"),
+                                   absl::StrCat("--port=", options_.port),
+                                   "--kubeconfig-out=" + kubeconfig_path_};
+  if (options_.plain_http) argv.push_back("--plain-http");
+  if (!options_.token.empty()) argv.push_back("--token=" + options_.token);
+  auto proc = Subprocess::Start(argv, {}, dir_ + "/server.log");
   if (!proc.ok()) return proc.status();
-  s->process_ = std::move(*proc);
-  absl::Status ready = s->process_->WaitForLog("test-apiserver ready", absl::Seconds(20));
+  process_ = std::move(*proc);
+  absl::Status ready = process_->WaitForLog("test-apiserver ready", absl::Seconds(20));
   if (!ready.ok()) return ready;
-  std::string log = s->process_->ReadLog();
-  size_t at = log.find("url=");
-  size_t port_at = log.find(" port=");
+  std::string log = process_->ReadLog();
+  size_t at = log.rfind("url=");
+  size_t port_at = log.find(" port=", at);
   if (at == std::string::npos || port_at == std::string::npos) {
     return absl::InternalError("no url in test-apiserver output: " + log);
   }
-  s->url_ = log.substr(at + 4, port_at - at - 4);
+  url_ = log.substr(at + 4, port_at - at - 4);
   size_t port_end = log.find(' ', port_at + 6);
-  absl::SimpleAtoi(log.substr(port_at + 6, port_end - port_at - 6), &s->port_);
-  auto kc = ReadFile(s->kubeconfig_path_);
+  absl::SimpleAtoi(log.substr(port_at + 6, port_end - port_at - 6), &port_);
+  // Restarts keep the port the first start picked.
+  options_.port = port_;
+  auto kc = ReadFile(kubeconfig_path_);
   if (!kc.ok()) return kc.status();
   size_t tok = kc->find("token: ");
   if (tok != std::string::npos) {
     size_t end = kc->find('\n', tok);
-    s->token_ = kc->substr(tok + 7, end - tok - 7);
+    token_ = kc->substr(tok + 7, end - tok - 7);
+    options_.token = token_;
   }
-  return s;
+  return absl::OkStatus();
+}
+
+void TestApiServer::Stop() {
+  if (!process_) return;
+  process_->Signal(SIGTERM);
+  if (!process_->Wait(absl::Seconds(5)).ok()) process_->Signal(SIGKILL);
+  process_.reset();
+}
+
+absl::Status TestApiServer::Restart() {
+  Stop();
+  // The port may linger in TIME_WAIT for a moment; the server binds with
+  // SO_REUSEADDR, so a short retry loop suffices.
+  absl::Status st;
+  for (int i = 0; i < 20; ++i) {
+    st = Launch();
+    if (st.ok()) return st;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return st;
 }
 
 TestApiServer::~TestApiServer() {
-  if (process_) {
-    process_->Signal(SIGTERM);
-    if (!process_->Wait(absl::Seconds(5)).ok()) process_->Signal(SIGKILL);
-  }
+  Stop();
   RemoveTree(dir_);
 }
 

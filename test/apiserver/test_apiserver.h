@@ -26,6 +26,8 @@ class TestApiServer {
  public:
   struct Options {
     bool plain_http = false;
+    int port = 0;       // 0 picks a free port
+    std::string token;  // HTTPS bearer token; generated when empty
   };
   static absl::StatusOr<std::unique_ptr<TestApiServer>> Start(Options options);
   static absl::StatusOr<std::unique_ptr<TestApiServer>> Start() { return Start(Options{}); }
@@ -34,6 +36,13 @@ class TestApiServer {
   const std::string& url() const { return url_; }
   int port() const { return port_; }
   const std::string& kubeconfig_path() const { return kubeconfig_path_; }
+  // Stops the server (SIGTERM; all state is lost) and starts a fresh one on
+  // the same port with the same options. With HTTPS the new server has a new
+  // CA, so only plain-HTTP kubeconfigs stay valid across a restart.
+  absl::Status Restart();
+  // Stops the server; Restart() brings it back.
+  void Stop();
+
   // A scratch directory that lives as long as the server.
   const std::string& dir() const { return dir_; }
 
@@ -55,6 +64,8 @@ class TestApiServer {
 
  private:
   TestApiServer() = default;
+  absl::Status Launch();
+  Options options_;
   std::unique_ptr<Subprocess> process_;
   std::string dir_, url_, kubeconfig_path_, token_;
   int port_ = 0;

@@ -204,5 +204,38 @@ TEST_F(InformerTest, FinalizersAndStatusPatchSendOnlyWhatChanged) {
   EXPECT_TRUE(IsConflict(conflict)) << conflict;
 }
 
+// The API server restarts with empty state: the informer reconnects, gets
+// 410 for its old resourceVersion, relists, and reports the difference.
+TEST(InformerRestartTest, SurvivesApiServerRestart) {
+  auto server = TestApiServer::Start({.plain_http = true});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto cfg = LoadKubeConfigFile((*server)->kubeconfig_path());
+  ASSERT_TRUE(cfg.ok());
+  cfg->qps = 0;
+  auto client = HttpKubeClient::Create(*cfg);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Create(ConfigMap("default", "before")).ok());
+  // Push the resourceVersion well past what the fresh server will have.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE((*client)
+                    ->Patch(kConfigMap, "default", "before", PatchType::kMerge,
+                            {{"data", {{"v", absl::StrCat(i)}}}})
+                    .ok());
+  }
+  Recorder rec;
+  Informer informer(**client, {.gvk = kConfigMap, .namespace_ = "default",
+                               .max_backoff = absl::Milliseconds(500)},
+                    rec.Handlers());
+  informer.Start();
+  ASSERT_TRUE(informer.WaitForSync(absl::Seconds(10)));
+  ASSERT_TRUE((*server)->Restart().ok());
+  ASSERT_TRUE((*client)->Create(ConfigMap("default", "after")).ok());
+  EXPECT_TRUE(rec.WaitFor("add default/after 1"));
+  EXPECT_TRUE(rec.WaitFor("delete default/before 19"));
+  EXPECT_THAT(informer.Keys(), ::testing::ElementsAre("default/after"));
+  EXPECT_GE(informer.list_count(), 2);
+  informer.Stop();
+}
+
 }  // namespace
 }  // namespace gitops::common
