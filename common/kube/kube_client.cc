@@ -1,5 +1,7 @@
 #include "common/kube/kube_client.h"
 
+#include <algorithm>
+
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
@@ -60,6 +62,15 @@ GroupVersionKind GroupVersionKind::Of(const nlohmann::json& obj) {
     if (k != obj.end() && k->is_string()) kind = k->get<std::string>();
   }
   return FromApiVersion(api_version, kind);
+}
+
+absl::Status RetryOnConflict(const std::function<absl::Status()>& fn, int attempts) {
+  absl::Status st;
+  for (int i = 0; i < std::max(1, attempts); ++i) {
+    st = fn();
+    if (!IsConflict(st)) return st;
+  }
+  return st;
 }
 
 std::string KubeReason(const absl::Status& status) {

@@ -154,6 +154,9 @@ nlohmann::json KubeStatusBody(const absl::Status& status);
 // absl::IsNotFound / absl::IsAlreadyExists cover 404 and AlreadyExists.
 inline bool IsConflict(const absl::Status& s) { return s.code() == absl::StatusCode::kAborted; }
 inline bool IsGone(const absl::Status& s) { return s.code() == absl::StatusCode::kOutOfRange; }
+// Runs `fn` until it returns something other than a Conflict (Aborted), up
+// to `attempts` times, for read-modify-write loops (client-go RetryOnConflict).
+absl::Status RetryOnConflict(const std::function<absl::Status()>& fn, int attempts = 5);
 // Builds the status for an HTTP response: `http_code` and its body (a
 // metav1.Status when the server sent one). `context` prefixes the message.
 absl::Status StatusFromResponse(long http_code, absl::string_view body, absl::string_view context);

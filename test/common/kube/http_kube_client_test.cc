@@ -201,6 +201,81 @@ TEST_F(HttpKubeClientTest, ServerSideApplyConflictsUnlessForced) {
   EXPECT_TRUE(absl::IsNotFound(client_->Get(kConfigMap, ns, "dry-only").status()));
 }
 
+TEST_F(HttpKubeClientTest, ServerSideApplyMergesContainersByName) {
+  std::string ns = Namespace("ssa-deploy");
+  auto deployment = [&](json containers) {
+    return json{{"apiVersion", "apps/v1"},
+                {"kind", "Deployment"},
+                {"metadata", {{"name", "web"}, {"namespace", ns}}},
+                {"spec",
+                 {{"selector", {{"matchLabels", {{"app", "web"}}}}},
+                  {"template",
+                   {{"metadata", {{"labels", {{"app", "web"}}}}},
+                    {"spec", {{"containers", containers}}}}}}}};
+  };
+  ASSERT_TRUE(client_
+                  ->Apply(deployment({{{"name", "app"}, {"image", "app:1"}}}),
+                          {.field_manager = "kustomize-controller"})
+                  .ok());
+  // Another manager adds a sidecar: merged by name, not replacing the list.
+  auto sidecar = client_->Apply(deployment({{{"name", "proxy"}, {"image", "envoy:1"}}}),
+                                {.field_manager = "injector"});
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  const json& containers = (*sidecar)["spec"]["template"]["spec"]["containers"];
+  ASSERT_EQ(containers.size(), 2u);
+  EXPECT_EQ((*sidecar)["status"]["readyReplicas"], 1) << "workload status simulated";
+  // Changing the image the first manager owns conflicts; its own update works.
+  auto conflict = client_->Apply(deployment({{{"name", "app"}, {"image", "app:evil"}}}),
+                                 {.field_manager = "injector"});
+  EXPECT_TRUE(IsConflict(conflict.status())) << conflict.status();
+  EXPECT_THAT(std::string(conflict.status().message()),
+              HasSubstr(".spec.template.spec.containers[name=\"app\"].image"));
+  auto upgrade = client_->Apply(deployment({{{"name", "app"}, {"image", "app:2"}}}),
+                                {.field_manager = "kustomize-controller"});
+  ASSERT_TRUE(upgrade.ok()) << upgrade.status();
+  EXPECT_EQ((*upgrade)["spec"]["template"]["spec"]["containers"].size(), 2u);
+  EXPECT_EQ((*upgrade)["metadata"]["generation"], 3);
+}
+
+TEST_F(HttpKubeClientTest, RetryOnConflictRereadsAndSucceeds) {
+  std::string ns = Namespace("retry-conflict");
+  ASSERT_TRUE(client_->Create(ConfigMap(ns, "counter", {{"n", "0"}})).ok());
+  auto stale = client_->Get(kConfigMap, ns, "counter");
+  ASSERT_TRUE(stale.ok());
+  ASSERT_TRUE(client_->Patch(kConfigMap, ns, "counter", PatchType::kMerge,
+                             {{"data", {{"n", "1"}}}})
+                  .ok());
+  int attempts = 0;
+  absl::Status st = RetryOnConflict([&]() -> absl::Status {
+    json obj = *stale;
+    if (attempts++ > 0) {
+      auto fresh = client_->Get(kConfigMap, ns, "counter");
+      if (!fresh.ok()) return fresh.status();
+      obj = *fresh;
+    }
+    obj["data"]["n"] = "2";
+    return client_->Update(obj).status();
+  });
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_EQ(attempts, 2);
+}
+
+TEST_F(HttpKubeClientTest, WatchDeliversBookmarks) {
+  std::string ns = Namespace("bookmarks");
+  auto list = client_->List(kConfigMap, ns, {});
+  ASSERT_TRUE(list.ok());
+  std::string rv = (*list)["metadata"]["resourceVersion"];
+  std::string bookmark_rv;
+  absl::Status st = client_->Watch(kConfigMap, ns, {.resource_version = rv},
+                                   [&](const WatchEvent& e) {
+                                     if (e.type != WatchEvent::Type::kBookmark) return true;
+                                     bookmark_rv = e.object["metadata"]["resourceVersion"];
+                                     return false;
+                                   });
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_FALSE(bookmark_rv.empty());
+}
+
 TEST_F(HttpKubeClientTest, DeleteWaitsForFinalizers) {
   std::string ns = Namespace("deleting");
   json cm = ConfigMap(ns, "held");
