@@ -119,6 +119,22 @@ TEST_F(ArtifactFlowTest, NewCommitReachesTheSubscriberAndItsBytesVerify) {
   ASSERT_TRUE(watch_->WaitForLog("\"revision\":\"main@sha1:" + first, absl::Seconds(30)).ok());
   ASSERT_TRUE(watch_->WaitForLog("\"type\":\"SYNCED\"", absl::Seconds(30)).ok());
 
+  // Controller mode keeps a verified, extracted copy of every announced
+  // artifact in its cache and reports ready once the stream is synced.
+  auto controller = Subprocess::Start(
+      {BinaryPath("kustomize-controller"), absl::StrCat("--source-addr=127.0.0.1:", grpc_port_),
+       "--artifact-cache-path=" + dir_ + "/cache", "--grpc-addr=127.0.0.1:0",
+       "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"},
+      {}, dir_ + "/controller.log");
+  ASSERT_TRUE(controller.ok());
+  ASSERT_TRUE((*controller)->WaitForLog("\"msg\":\"artifact ready\"", absl::Seconds(30)).ok())
+      << (*controller)->ReadLog();
+  auto health_port = (*controller)->WaitForLogField("kustomize-controller started", "health_port",
+                                                    absl::Seconds(5));
+  ASSERT_TRUE(health_port.ok());
+  auto readyz = RunCommand({"curl", "-sf", "http://127.0.0.1:" + *health_port + "/readyz"});
+  EXPECT_TRUE(readyz.ok()) << readyz.status();
+
   // A new commit is noticed on the 1s interval and pushed to the subscriber.
   std::string second = Commit({{"apps/app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app2\n"}},
                               "second");
@@ -140,6 +156,12 @@ TEST_F(ArtifactFlowTest, NewCommitReachesTheSubscriberAndItsBytesVerify) {
   auto digest = common::Sha256File(out + ".tar.gz");
   ASSERT_TRUE(digest.ok());
   EXPECT_NE(watch_->ReadLog().find("\"digest\":\"" + *digest + "\""), std::string::npos);
+
+  ASSERT_TRUE((*controller)->WaitForLog(second, absl::Seconds(30)).ok());
+  (*controller)->Signal(SIGTERM);
+  auto controller_code = (*controller)->Wait(absl::Seconds(20));
+  ASSERT_TRUE(controller_code.ok());
+  EXPECT_EQ(*controller_code, 0) << (*controller)->ReadLog();
 
   // Removing the source from the file deletes it and tells subscribers.
   WriteSources(false);

@@ -314,5 +314,87 @@ TEST_F(ArtifactServiceTest, CacheDownloadsOnceForConcurrentConsumers) {
             before + 1);
 }
 
+// A CA, a server certificate for localhost and a client certificate, made
+// with the openssl CLI in `dir`.
+void MakeCertificates(const std::string& dir) {
+  auto run = [&](const std::string& cmd) {
+    auto r = testing::RunCommand({"sh", "-c", "cd " + dir + " && " + cmd});
+    ASSERT_TRUE(r.ok()) << r.status();
+  };
+  const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+  run("openssl req -x509 " + ec + " -keyout ca.key -out ca.crt -days 1 -subj /CN=test-ca 2>&1");
+  ASSERT_TRUE(WriteFile(dir + "/server.ext", "subjectAltName=DNS:localhost\n").ok());
+  ASSERT_TRUE(WriteFile(dir + "/client.ext", "extendedKeyUsage=clientAuth\n").ok());
+  for (const std::string who : {"server", "client"}) {
+    run("openssl req " + ec + " -keyout " + who + ".key -out " + who + ".csr -subj /CN=" + who + " 2>&1");
+    run("openssl x509 -req -in " + who + ".csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -out " +
+        who + ".crt -extfile " + who + ".ext 2>&1");
+  }
+}
+
+TEST(ArtifactServiceTlsTest, MutualTlsAcceptsOnlyClientsWithACertificate) {
+  std::string dir = MakeTempDir("artifact-tls");
+  MakeCertificates(dir);
+  auto storage = ArtifactStorage::Create(dir + "/storage");
+  ASSERT_TRUE(storage.ok());
+  ArtifactEventHub hub;
+  v1::Artifact a;
+  a.mutable_source()->set_kind("GitRepository");
+  a.mutable_source()->set_namespace_("ns");
+  a.mutable_source()->set_name("app");
+  a.set_digest(common::Sha256Digest("x"));
+  hub.PublishUpdated(a);
+  ArtifactServerOptions opts;
+  opts.listen_address = "127.0.0.1:0";
+  opts.tls_cert_file = dir + "/server.crt";
+  opts.tls_key_file = dir + "/server.key";
+  opts.tls_client_ca_file = dir + "/ca.crt";
+  auto server = ArtifactServer::Start(opts, &hub, storage->get());
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string address = "localhost:" + std::to_string((*server)->port());
+
+  struct Case {
+    std::string name;
+    ArtifactClientOptions options;
+    bool ok;
+  };
+  ArtifactClientOptions base;
+  base.source_address = address;
+  ArtifactClientOptions mtls = base;
+  mtls.tls_ca_file = dir + "/ca.crt";
+  mtls.tls_cert_file = dir + "/client.crt";
+  mtls.tls_key_file = dir + "/client.key";
+  ArtifactClientOptions no_cert = base;
+  no_cert.tls_ca_file = dir + "/ca.crt";
+  std::vector<Case> cases = {{"client certificate signed by the CA", mtls, true},
+                             {"TLS without a client certificate", no_cert, false},
+                             {"plaintext", base, false}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto client = ArtifactClient::Create(c.options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    auto got = (*client)->GetArtifact("GitRepository", "ns", "app");
+    EXPECT_EQ(got.ok(), c.ok) << got.status();
+    if (got.ok()) EXPECT_EQ(got->digest, a.digest());
+  }
+  (*server)->Shutdown(absl::Seconds(1));
+  RemoveTree(dir);
+}
+
+TEST(ArtifactServiceTlsTest, UnreadableCertificateIsAClearError) {
+  ArtifactEventHub hub;
+  std::string dir = MakeTempDir("artifact-tls-bad");
+  auto storage = ArtifactStorage::Create(dir + "/storage");
+  ASSERT_TRUE(storage.ok());
+  ArtifactServerOptions opts;
+  opts.listen_address = "127.0.0.1:0";
+  opts.tls_cert_file = dir + "/missing.crt";
+  opts.tls_key_file = dir + "/missing.key";
+  auto server = ArtifactServer::Start(opts, &hub, storage->get());
+  EXPECT_TRUE(absl::IsInvalidArgument(server.status())) << server.status();
+  EXPECT_NE(server.status().message().find("missing.crt"), absl::string_view::npos);
+  RemoveTree(dir);
+}
+
 }  // namespace
 }  // namespace gitops::source
