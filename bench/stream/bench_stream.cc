@@ -4,7 +4,8 @@
 // Prints markdown rows: | benchmark | ours | peer | ratio | target |
 //
 //   bench_stream [--mb 500] [--runs 3]
-//   bench_stream serve STORAGE_DIR FILE PORT_FILE   (internal: the gRPC side)
+//   bench_stream serve STORAGE_DIR PORT_FILE FILE... (internal: the gRPC side;
+//                                                     FILE is served as GitRepository bench/<stem>)
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -31,27 +33,31 @@ namespace {
 using testing::RunCommand;
 using testing::Subprocess;
 
-int Serve(const std::string& storage_dir, const std::string& file, const std::string& port_file) {
+int Serve(const std::string& storage_dir, const std::string& port_file,
+          const std::vector<std::string>& files) {
   common::BlockShutdownSignals();
   auto storage = source::ArtifactStorage::Create(storage_dir);
   if (!storage.ok()) return 1;
-  source::SourceKey key{"GitRepository", "bench", "bench"};
-  auto digest = common::Sha256File(file);
-  auto temp = (*storage)->NewTempPath(key);
-  if (!digest.ok() || !temp.ok()) return 1;
-  std::filesystem::copy_file(file, *temp, std::filesystem::copy_options::overwrite_existing);
-  auto stored = (*storage)->Commit(key, *temp, *digest);
-  if (!stored.ok()) return 1;
   source::ArtifactEventHub hub;
-  source::v1::Artifact a;
-  a.mutable_source()->set_kind("GitRepository");
-  a.mutable_source()->set_namespace_("bench");
-  a.mutable_source()->set_name("bench");
-  a.set_digest(*digest);
-  a.set_size(stored->size);
-  a.set_path(stored->path);
-  a.set_revision("main@sha1:0000000000000000000000000000000000000000");
-  hub.PublishUpdated(a);
+  for (const auto& file : files) {
+    std::string name = std::filesystem::path(file).stem().stem().string();
+    source::SourceKey key{"GitRepository", "bench", name};
+    auto digest = common::Sha256File(file);
+    auto temp = (*storage)->NewTempPath(key);
+    if (!digest.ok() || !temp.ok()) return 1;
+    std::filesystem::copy_file(file, *temp, std::filesystem::copy_options::overwrite_existing);
+    auto stored = (*storage)->Commit(key, *temp, *digest);
+    if (!stored.ok()) return 1;
+    source::v1::Artifact a;
+    a.mutable_source()->set_kind("GitRepository");
+    a.mutable_source()->set_namespace_("bench");
+    a.mutable_source()->set_name(name);
+    a.set_digest(*digest);
+    a.set_size(stored->size);
+    a.set_path(stored->path);
+    a.set_revision("main@sha1:0000000000000000000000000000000000000000");
+    hub.PublishUpdated(a);
+  }
   source::ArtifactServerOptions opts;
   opts.listen_address = "127.0.0.1:0";
   auto server = source::ArtifactServer::Start(opts, &hub, storage->get());
@@ -96,16 +102,20 @@ int Main(int argc, char** argv) {
   }
   std::string dir = testing::MakeTempDir("bench-stream");
   std::string file = dir + "/www/artifact.tar.gz";
+  std::string small = dir + "/www/small.tar.gz";
+  const int small_mb = std::max(1, mb / 10);
   std::filesystem::create_directories(dir + "/www");
   // Incompressible bytes: the transfer, not compression, is measured.
-  if (!RunCommand({"sh", "-c", absl::StrCat("head -c ", int64_t{mb} << 20, " /dev/urandom > ", file)}).ok()) {
-    return 1;
+  for (auto [path, size] : {std::pair<std::string, int>{file, mb}, {small, small_mb}}) {
+    if (!RunCommand({"sh", "-c", absl::StrCat("head -c ", int64_t{size} << 20, " /dev/urandom > ", path)}).ok()) {
+      return 1;
+    }
   }
   auto digest = common::Sha256File(file);
 
   // The gRPC side: this binary in serve mode.
   std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  auto server = Subprocess::Start({self, "serve", dir + "/storage", file, dir + "/port"});
+  auto server = Subprocess::Start({self, "serve", dir + "/storage", dir + "/port", file, small});
   std::string port;
   for (int i = 0; i < 600 && port.empty(); ++i) {
     auto p = testing::ReadFile(dir + "/port");
@@ -132,7 +142,7 @@ int Main(int argc, char** argv) {
   long max_rss = 0;
   for (int i = 0; i < runs; ++i) {
     std::filesystem::remove(dir + "/grpc.tar.gz");
-    Run g = Measure({kc, "fetch", "--source-addr=127.0.0.1:" + port, "--namespace=bench", "--name=bench",
+    Run g = Measure({kc, "fetch", "--source-addr=127.0.0.1:" + port, "--namespace=bench", "--name=artifact",
                      "--log-level=error", dir + "/grpc.tar.gz"});
     std::filesystem::remove(dir + "/curl.tar.gz");
     Run c = Measure({"curl", "-sf", "-o", dir + "/curl.tar.gz",
@@ -142,6 +152,8 @@ int Main(int argc, char** argv) {
     if (c.seconds < best_curl.seconds) best_curl = c;
     max_rss = std::max(max_rss, g.max_rss_kb);
   }
+  Run small_run = Measure({kc, "fetch", "--source-addr=127.0.0.1:" + port, "--namespace=bench",
+                           "--name=small", "--log-level=error", dir + "/small-grpc.tar.gz"});
   auto got = common::Sha256File(dir + "/grpc.tar.gz");
   if (!got.ok() || !digest.ok() || *got != *digest) {
     fprintf(stderr, "downloaded artifact does not match\n");
@@ -153,6 +165,9 @@ int Main(int argc, char** argv) {
          mb, grpc_mbps, curl_mbps, grpc_mbps / curl_mbps);
   printf("| subscriber peak RSS during a %d MiB fetch | %.1f MB | curl: %.1f MB | %.2f | < 64 MB |\n", mb,
          max_rss / 1024.0, best_curl.max_rss_kb / 1024.0, (double)max_rss / best_curl.max_rss_kb);
+  printf("| subscriber peak RSS, %d MiB vs %d MiB artifact | %.1f MB | same client, %d MiB: %.1f MB | %.2f | ~1.0 (flat) |\n",
+         mb, small_mb, max_rss / 1024.0, small_mb, small_run.max_rss_kb / 1024.0,
+         (double)max_rss / std::max(1L, small_run.max_rss_kb));
   (*server)->Signal(SIGTERM);
   (*server)->Wait(absl::Seconds(5)).IgnoreError();
   (*nginx)->Signal(SIGQUIT);
@@ -165,6 +180,8 @@ int Main(int argc, char** argv) {
 }  // namespace gitops::bench
 
 int main(int argc, char** argv) {
-  if (argc == 5 && std::string(argv[1]) == "serve") return gitops::bench::Serve(argv[2], argv[3], argv[4]);
+  if (argc >= 5 && std::string(argv[1]) == "serve") {
+    return gitops::bench::Serve(argv[2], argv[3], std::vector<std::string>(argv + 4, argv + argc));
+  }
   return gitops::bench::Main(argc, argv);
 }

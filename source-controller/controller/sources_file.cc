@@ -262,6 +262,7 @@ void SourcesFileRunner::WorkerLoop() {
       }
     }
     absl::Time now = absl::Now();
+    const nlohmann::json before = StatusToJson(repo.status);
     if (missing_secret) {
       absl::Status err = absl::NotFoundError(absl::StrCat("failed to get secret '", repo.namespace_name,
                                                           "/", repo.spec.secret_name, "': not found"));
@@ -280,7 +281,8 @@ void SourcesFileRunner::WorkerLoop() {
     } else {
       reconciler_->Reconcile(repo, creds, now).IgnoreError();
     }
-    Persist(repo);
+    // A reconcile that changed nothing (the common case) writes nothing.
+    if (StatusToJson(repo.status) != before) Persist(repo);
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(key);
     if (it == entries_.end()) continue;
