@@ -85,25 +85,29 @@ void SummarizeReady(json& obj, const absl::Status& result, absl::string_view ok_
                     absl::string_view ok_message, absl::string_view failure_reason,
                     absl::Time now) {
   if (result.ok()) {
-    SetCondition(obj, {kReadyCondition, kConditionTrue, std::string(ok_reason),
-                       std::string(ok_message)},
+    SetCondition(obj,
+                 {kReadyCondition, kConditionTrue, std::string(ok_reason), std::string(ok_message)},
                  now);
     RemoveCondition(obj, kReconcilingCondition);
     RemoveCondition(obj, kStalledCondition);
   } else if (result.code() == absl::StatusCode::kInvalidArgument) {
-    SetCondition(obj, {kReadyCondition, kConditionFalse, std::string(failure_reason),
-                       std::string(result.message())},
+    SetCondition(obj,
+                 {kReadyCondition, kConditionFalse, std::string(failure_reason),
+                  std::string(result.message())},
                  now);
-    SetCondition(obj, {kStalledCondition, kConditionTrue, std::string(failure_reason),
-                       std::string(result.message())},
+    SetCondition(obj,
+                 {kStalledCondition, kConditionTrue, std::string(failure_reason),
+                  std::string(result.message())},
                  now);
     RemoveCondition(obj, kReconcilingCondition);
   } else {
-    SetCondition(obj, {kReadyCondition, kConditionFalse, std::string(failure_reason),
-                       std::string(result.message())},
+    SetCondition(obj,
+                 {kReadyCondition, kConditionFalse, std::string(failure_reason),
+                  std::string(result.message())},
                  now);
-    SetCondition(obj, {kReconcilingCondition, kConditionTrue, kProgressingWithRetryReason,
-                       std::string(result.message())},
+    SetCondition(obj,
+                 {kReconcilingCondition, kConditionTrue, kProgressingWithRetryReason,
+                  std::string(result.message())},
                  now);
     RemoveCondition(obj, kStalledCondition);
   }

@@ -55,8 +55,7 @@ bool IsConditionTrue(const nlohmann::json& obj, absl::string_view type);
 //    (ProgressingWithRetry), Stalled removed.
 // Also sets status.observedGeneration = metadata.generation.
 void SummarizeReady(nlohmann::json& obj, const absl::Status& result, absl::string_view ok_reason,
-                    absl::string_view ok_message, absl::string_view failure_reason,
-                    absl::Time now);
+                    absl::string_view ok_message, absl::string_view failure_reason, absl::Time now);
 
 // JSON merge patch (RFC 7386) that turns `before` into `after`; {} if equal.
 nlohmann::json CreateMergePatch(const nlohmann::json& before, const nlohmann::json& after);

@@ -18,7 +18,7 @@
 namespace gitops::common {
 
 struct ReconcileResult {
-  absl::Status status;                              // not OK: retry with backoff
+  absl::Status status;                                  // not OK: retry with backoff
   absl::Duration requeue_after = absl::ZeroDuration();  // OK: run again after this
 };
 

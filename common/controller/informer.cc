@@ -99,9 +99,10 @@ absl::Status Informer::ListAndReplace() {
     rv = meta.is_object() && meta.contains("resourceVersion") && meta["resourceVersion"].is_string()
              ? meta["resourceVersion"].get<std::string>()
              : rv;
-    opts.continue_token = meta.is_object() && meta.contains("continue") && meta["continue"].is_string()
-                              ? meta["continue"].get<std::string>()
-                              : "";
+    opts.continue_token =
+        meta.is_object() && meta.contains("continue") && meta["continue"].is_string()
+            ? meta["continue"].get<std::string>()
+            : "";
   } while (!opts.continue_token.empty() && !stop_);
   list_count_++;
   // Diff against the cache so a relist reports what the watch missed.

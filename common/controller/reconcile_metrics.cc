@@ -32,7 +32,8 @@ void Define() {
                       ReconcileDurationBuckets());
     m.DefineGauge("gotk_reconcile_condition",
                   "The current condition status of a GitOps Toolkit resource reconciliation.");
-    m.DefineGauge("gotk_suspend_status", "The current suspend status of a GitOps Toolkit resource.");
+    m.DefineGauge("gotk_suspend_status",
+                  "The current suspend status of a GitOps Toolkit resource.");
     return true;
   }();
   (void)once;

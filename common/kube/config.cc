@@ -62,7 +62,8 @@ absl::StatusOr<KubeConfig> ParseImpl(absl::string_view text, const std::string& 
   std::string context_name = want_context.empty() ? Scalar(root, "current-context") : want_context;
   if (context_name.empty()) return absl::InvalidArgumentError("kubeconfig has no current-context");
   YAML::Node ctx = Named(root["contexts"], context_name, "context");
-  if (!ctx) return absl::InvalidArgumentError(absl::StrCat("context \"", context_name, "\" not found"));
+  if (!ctx)
+    return absl::InvalidArgumentError(absl::StrCat("context \"", context_name, "\" not found"));
   std::string cluster_name = Scalar(ctx, "cluster");
   std::string user_name = Scalar(ctx, "user");
   YAML::Node cluster = Named(root["clusters"], cluster_name, "cluster");
@@ -80,18 +81,20 @@ absl::StatusOr<KubeConfig> ParseImpl(absl::string_view text, const std::string& 
   if (!ns.empty()) cfg.default_namespace = ns;
   if (!user_name.empty()) {
     YAML::Node user = Named(root["users"], user_name, "user");
-    if (!user) return absl::InvalidArgumentError(absl::StrCat("user \"", user_name, "\" not found"));
+    if (!user)
+      return absl::InvalidArgumentError(absl::StrCat("user \"", user_name, "\" not found"));
     cfg.bearer_token = Scalar(user, "token");
     std::string token_file = Scalar(user, "tokenFile");
     if (!token_file.empty()) cfg.token_file = Resolve(base_dir, token_file);
-    ASSIGN_OR_RETURN(cfg.client_cert_pem, DataOrFile(user, "client-certificate-data",
-                                                     "client-certificate", base_dir));
+    ASSIGN_OR_RETURN(cfg.client_cert_pem,
+                     DataOrFile(user, "client-certificate-data", "client-certificate", base_dir));
     ASSIGN_OR_RETURN(cfg.client_key_pem,
                      DataOrFile(user, "client-key-data", "client-key", base_dir));
     cfg.username = Scalar(user, "username");
     cfg.password = Scalar(user, "password");
     if (user["exec"] || user["auth-provider"]) {
-      return absl::UnimplementedError("kubeconfig exec and auth-provider plugins are not supported");
+      return absl::UnimplementedError(
+          "kubeconfig exec and auth-provider plugins are not supported");
     }
   }
   return cfg;

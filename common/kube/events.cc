@@ -76,12 +76,12 @@ void KubeEventRecorder::Event(const json& involved, absl::string_view type,
       {"lastTimestamp", Time(now)},
       {"count", 1}};
   if (!annotations.empty()) ev["metadata"]["annotations"] = annotations;
-  std::string key = absl::StrCat(uid, "\x1f", ns, "/", name, "\x1f", type, "\x1f", reason, "\x1f",
-                                 message);
+  std::string key =
+      absl::StrCat(uid, "\x1f", ns, "/", name, "\x1f", type, "\x1f", reason, "\x1f", message);
   std::lock_guard<std::mutex> lock(mu_);
   // Per-object spam filter.
-  Bucket& b = buckets_.try_emplace(uid + ns + name, Bucket{double(options_.burst), now})
-                  .first->second;
+  Bucket& b =
+      buckets_.try_emplace(uid + ns + name, Bucket{double(options_.burst), now}).first->second;
   b.tokens = std::min<double>(options_.burst,
                               b.tokens + absl::FDivDuration(now - b.last, options_.refill_every));
   b.last = now;

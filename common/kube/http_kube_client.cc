@@ -80,8 +80,9 @@ void GlobalInit() {
 
 // client-go's metric; code "<error>" for requests that got no response.
 void CountRequest(const std::string& method, long code) {
-  Metrics::Global().Add("rest_client_requests_total",
-                        {{"code", code > 0 ? std::to_string(code) : "<error>"}, {"method", method}});
+  Metrics::Global().Add(
+      "rest_client_requests_total",
+      {{"code", code > 0 ? std::to_string(code) : "<error>"}, {"method", method}});
 }
 
 }  // namespace
@@ -255,8 +256,8 @@ absl::StatusOr<HttpKubeClient::Response> HttpKubeClient::Do(const std::string& m
     if (rc != CURLE_OK) {
       last = absl::UnavailableError(absl::StrCat(method, " ", path, ": ", curl_easy_strerror(rc)));
       // A request that may have reached the server is retried only if idempotent.
-      retryable = method == "GET" || rc == CURLE_COULDNT_CONNECT ||
-                  rc == CURLE_COULDNT_RESOLVE_HOST;
+      retryable =
+          method == "GET" || rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
     } else if (resp.code == 429 || resp.code >= 500) {
       last = StatusFromResponse(resp.code, resp.body, absl::StrCat(method, " ", path));
       retryable = true;
@@ -314,8 +315,8 @@ absl::StatusOr<ResourceMapping> HttpKubeClient::Mapping(const GroupVersionKind& 
                                        : absl::StrCat("/apis/", gvk.group, "/", gvk.version);
   auto resp = Do("GET", path, "", "");
   if (!resp.ok()) return resp.status();
-  std::string no_match = absl::StrCat("no matches for kind \"", gvk.kind, "\" in version \"",
-                                      gvk.ApiVersion(), "\"");
+  std::string no_match =
+      absl::StrCat("no matches for kind \"", gvk.kind, "\" in version \"", gvk.ApiVersion(), "\"");
   if (resp->code == 404) return absl::NotFoundError(no_match);
   if (resp->code != 200) {
     return StatusFromResponse(resp->code, resp->body, "discovery " + gvk.ApiVersion());
@@ -350,8 +351,8 @@ absl::StatusOr<ResourceMapping> HttpKubeClient::Mapping(const GroupVersionKind& 
 }
 
 absl::StatusOr<std::string> HttpKubeClient::ObjectPath(const GroupVersionKind& gvk,
-                                                       absl::string_view ns,
-                                                       absl::string_view name, bool collection) {
+                                                       absl::string_view ns, absl::string_view name,
+                                                       bool collection) {
   ASSIGN_OR_RETURN(ResourceMapping m, Mapping(gvk));
   std::string path = gvk.group.empty() ? "/api/" + gvk.version
                                        : absl::StrCat("/apis/", gvk.group, "/", gvk.version);
@@ -488,7 +489,8 @@ absl::Status HttpKubeClient::Watch(const GroupVersionKind& gvk, absl::string_vie
   AddParam(q, "labelSelector", options.label_selector);
   AddParam(q, "fieldSelector", options.field_selector);
   if (options.allow_bookmarks) AddParam(q, "allowWatchBookmarks", "true");
-  if (options.timeout_seconds > 0) AddParam(q, "timeoutSeconds", absl::StrCat(options.timeout_seconds));
+  if (options.timeout_seconds > 0)
+    AddParam(q, "timeoutSeconds", absl::StrCat(options.timeout_seconds));
   shared_->limiter.Wait();
   shared_->requests.fetch_add(1);
   CURL* h = curl_easy_init();

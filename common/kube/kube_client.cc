@@ -85,8 +85,7 @@ nlohmann::json KubeStatusBody(const absl::Status& status) {
   return j.is_discarded() ? nlohmann::json() : j;
 }
 
-absl::Status StatusFromResponse(long http_code, absl::string_view body,
-                                absl::string_view context) {
+absl::Status StatusFromResponse(long http_code, absl::string_view body, absl::string_view context) {
   nlohmann::json j = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
   std::string reason, message;
   bool is_status = !j.is_discarded() && j.is_object() && j.value("kind", "") == "Status";
@@ -98,8 +97,7 @@ absl::Status StatusFromResponse(long http_code, absl::string_view body,
     if (j.contains("code") && j["code"].is_number_integer()) http_code = j["code"].get<long>();
   }
   if (message.empty()) {
-    message = absl::StrCat("HTTP ", http_code,
-                           body.empty() ? "" : ": ", body.substr(0, 200));
+    message = absl::StrCat("HTTP ", http_code, body.empty() ? "" : ": ", body.substr(0, 200));
   }
   absl::Status status(CodeFor(http_code, reason),
                       context.empty() ? message : absl::StrCat(context, ": ", message));

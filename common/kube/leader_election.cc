@@ -39,15 +39,16 @@ absl::StatusOr<bool> LeaderElector::TryAcquireOrRenew() {
   int64_t duration_s = std::max<int64_t>(1, absl::ToInt64Seconds(config_.lease_duration));
   auto got = client_.Get(kLease, config_.lease_namespace, config_.lease_name);
   if (absl::IsNotFound(got.status())) {
-    json lease = {{"apiVersion", "coordination.k8s.io/v1"},
-                  {"kind", "Lease"},
-                  {"metadata", {{"name", config_.lease_name}, {"namespace", config_.lease_namespace}}},
-                  {"spec",
-                   {{"holderIdentity", config_.identity},
-                    {"leaseDurationSeconds", duration_s},
-                    {"acquireTime", MicroTime(now)},
-                    {"renewTime", MicroTime(now)},
-                    {"leaseTransitions", 0}}}};
+    json lease = {
+        {"apiVersion", "coordination.k8s.io/v1"},
+        {"kind", "Lease"},
+        {"metadata", {{"name", config_.lease_name}, {"namespace", config_.lease_namespace}}},
+        {"spec",
+         {{"holderIdentity", config_.identity},
+          {"leaseDurationSeconds", duration_s},
+          {"acquireTime", MicroTime(now)},
+          {"renewTime", MicroTime(now)},
+          {"leaseTransitions", 0}}}};
     auto created = client_.Create(lease);
     if (!created.ok()) {
       if (absl::IsAlreadyExists(created.status())) return false;
@@ -123,8 +124,8 @@ absl::Status LeaderElector::Run(const std::atomic<bool>& stop) {
     auto ok = TryAcquireOrRenew();
     if (ok.ok() && *ok) break;
     if (!ok.ok()) {
-      LogError("leader election: acquire failed", {{"lease", config_.lease_name},
-                                                   {"error", ok.status().message()}});
+      LogError("leader election: acquire failed",
+               {{"lease", config_.lease_name}, {"error", ok.status().message()}});
     }
     if (!SleepUnlessStopped(jittered(config_.retry_period), stop)) return absl::OkStatus();
   }

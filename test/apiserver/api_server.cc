@@ -42,37 +42,45 @@ struct Reply {
 
 std::string ReasonFor(int code) {
   switch (code) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 406: return "NotAcceptable";
-    case 409: return "Conflict";
-    case 410: return "Expired";
-    case 415: return "UnsupportedMediaType";
-    case 422: return "Invalid";
-    case 429: return "TooManyRequests";
-    case 504: return "Timeout";
-    default: return "InternalError";
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 406:
+      return "NotAcceptable";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Expired";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 504:
+      return "Timeout";
+    default:
+      return "InternalError";
   }
 }
 
 json StatusBody(int code, const std::string& reason, const std::string& message,
                 json details = json()) {
-  json s = {{"kind", "Status"},
-            {"apiVersion", "v1"},
-            {"metadata", json::object()},
-            {"status", "Failure"},
-            {"message", message},
-            {"reason", reason},
+  json s = {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
+            {"status", "Failure"}, {"message", message}, {"reason", reason},
             {"code", code}};
   if (!details.is_null()) s["details"] = details;
   return s;
 }
 
-Reply Error(int code, const std::string& message, json details = json(),
-            std::string reason = "") {
+Reply Error(int code, const std::string& message, json details = json(), std::string reason = "") {
   return {code, StatusBody(code, reason.empty() ? ReasonFor(code) : reason, message, details)};
 }
 
@@ -381,7 +389,8 @@ std::string ApiServer::Impl::Kubeconfig() const {
     absl::StrAppend(&cluster, "    certificate-authority-data: ", absl::Base64Escape(ca_pem_),
                     "\n");
   }
-  std::string user = options_.token.empty() ? "{}\n" : absl::StrCat("\n    token: ", options_.token, "\n");
+  std::string user =
+      options_.token.empty() ? "{}\n" : absl::StrCat("\n    token: ", options_.token, "\n");
   return absl::StrCat(
       "apiVersion: v1\nkind: Config\nclusters:\n- name: test-apiserver\n  cluster:\n", cluster,
       "contexts:\n- name: test-apiserver\n  context:\n    cluster: test-apiserver\n"
@@ -428,8 +437,7 @@ Reply ApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Response& 
       int code = fail_code_;
       lock.unlock();
       if (code == 429) {
-        return Error(429, "Too many requests, please try again later.",
-                     {{"retryAfterSeconds", 1}});
+        return Error(429, "Too many requests, please try again later.", {{"retryAfterSeconds", 1}});
       }
       return Error(code, "injected fault: internal error");
     }
@@ -450,15 +458,14 @@ Reply ApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Response& 
     return Discovery(path);
   }
   if (!target.ok()) {
-    return Error(404, "the server could not find the requested resource",
-                 json(), "NotFound");
+    return Error(404, "the server could not find the requested resource", json(), "NotFound");
   }
   Target t = *target;
   if (!t.sub.empty() && !(t.sub == "status" && t.res->status_subresource)) {
     return Error(404, "the server could not find the requested resource");
   }
-  bool watch = t.watch || req.get_param_value("watch") == "true" ||
-               req.get_param_value("watch") == "1";
+  bool watch =
+      t.watch || req.get_param_value("watch") == "true" || req.get_param_value("watch") == "1";
   std::string verb;
   if (req.method == "GET") {
     verb = watch ? "watch" : (t.name.empty() ? "list" : "get");
@@ -489,7 +496,8 @@ Reply ApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Response& 
   }
   if (verb == "list") return List(t, req);
   if (verb == "create") {
-    if (!t.name.empty()) return Error(405, "the server does not allow this method on the requested resource");
+    if (!t.name.empty())
+      return Error(405, "the server does not allow this method on the requested resource");
     return Create(t, req);
   }
   if (verb == "update") return Update(t, req);
@@ -525,15 +533,15 @@ Reply ApiServer::Impl::Authorize(const httplib::Request& req, const Target& t,
     if (r.allow) return {0, json()};
     break;
   }
-  std::string where = t.ns.empty() ? " at the cluster scope"
-                                   : absl::StrCat(" in the namespace \"", t.ns, "\"");
+  std::string where =
+      t.ns.empty() ? " at the cluster scope" : absl::StrCat(" in the namespace \"", t.ns, "\"");
   std::string what = t.name.empty() ? t.res->QualifiedResource()
                                     : absl::StrCat(t.res->QualifiedResource(), " \"", t.name, "\"");
-  return Error(403,
-               absl::StrCat(what, " is forbidden: User \"", user, "\" cannot ", verb,
-                            " resource \"", t.res->plural, "\" in API group \"", t.res->group,
-                            "\"", where),
-               {{"name", t.name}, {"group", t.res->group}, {"kind", t.res->plural}});
+  return Error(
+      403,
+      absl::StrCat(what, " is forbidden: User \"", user, "\" cannot ", verb, " resource \"",
+                   t.res->plural, "\" in API group \"", t.res->group, "\"", where),
+      {{"name", t.name}, {"group", t.res->group}, {"kind", t.res->plural}});
 }
 
 Reply ApiServer::Impl::Testing(const httplib::Request& req) {
@@ -542,12 +550,17 @@ Reply ApiServer::Impl::Testing(const httplib::Request& req) {
   if (!body.ok()) return Error(400, std::string(body.status().message()));
   if (req.path == "/testing/faults") {
     const json& f = *body;
-    if (const json* v = Find(f, {"failNext"}); v && v->is_number_integer()) fail_next_ = v->get<int>();
-    if (const json* v = Find(f, {"failCode"}); v && v->is_number_integer()) fail_code_ = v->get<int>();
-    if (const json* v = Find(f, {"latencyMs"}); v && v->is_number_integer()) latency_ms_ = v->get<int>();
-    if (const json* v = Find(f, {"workloads"}); v && v->is_boolean()) simulate_workloads_ = v->get<bool>();
+    if (const json* v = Find(f, {"failNext"}); v && v->is_number_integer())
+      fail_next_ = v->get<int>();
+    if (const json* v = Find(f, {"failCode"}); v && v->is_number_integer())
+      fail_code_ = v->get<int>();
+    if (const json* v = Find(f, {"latencyMs"}); v && v->is_number_integer())
+      latency_ms_ = v->get<int>();
+    if (const json* v = Find(f, {"workloads"}); v && v->is_boolean())
+      simulate_workloads_ = v->get<bool>();
     if (const json* v = Find(f, {"dropWatches"}); v && *v == true) watch_epoch_++;
-    if (const json* v = Find(f, {"failWatches"}); v && v->is_boolean()) fail_watches_ = v->get<bool>();
+    if (const json* v = Find(f, {"failWatches"}); v && v->is_boolean())
+      fail_watches_ = v->get<bool>();
     if (const json* v = Find(f, {"compact"}); v && *v == true) {
       events_.clear();
       oldest_rv_ = rv_;
@@ -592,7 +605,8 @@ Reply ApiServer::Impl::Discovery(const std::string& path) {
             {{"kind", "APIVersions"},
              {"versions", {"v1"}},
              {"serverAddressByClientCIDRs",
-              {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", absl::StrCat(options_.host, ":", port_)}}}}}};
+              {{{"clientCIDR", "0.0.0.0/0"},
+                {"serverAddress", absl::StrCat(options_.host, ":", port_)}}}}}};
   }
   auto groups = registry_.Groups();
   if (path == "/openapi/v3") {
@@ -605,8 +619,8 @@ Reply ApiServer::Impl::Discovery(const std::string& path) {
         std::string gv = group.empty() ? "api/" + v : "apis/" + group + "/" + v;
         json doc = Discovery("/openapi/v3/" + gv).body;
         paths[gv] = {{"serverRelativeURL",
-                      absl::StrCat("/openapi/v3/", gv, "?hash=",
-                                   absl::Hex(std::hash<std::string>()(doc.dump())))}};
+                      absl::StrCat("/openapi/v3/", gv,
+                                   "?hash=", absl::Hex(std::hash<std::string>()(doc.dump())))}};
       }
     }
     return {200, {{"paths", paths}}};
@@ -626,34 +640,39 @@ Reply ApiServer::Impl::Discovery(const std::string& path) {
     for (const auto& r : registry_.all()) {
       if (r->group != group || r->version != version) continue;
       std::string base = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
-      std::string p = r->namespaced ? absl::StrCat(base, "/namespaces/{namespace}/", r->plural, "/{name}")
-                                     : absl::StrCat(base, "/", r->plural, "/{name}");
+      std::string p = r->namespaced
+                          ? absl::StrCat(base, "/namespaces/{namespace}/", r->plural, "/{name}")
+                          : absl::StrCat(base, "/", r->plural, "/{name}");
       json params = json::array();
       for (const char* q : {"dryRun", "fieldManager", "fieldValidation", "force"}) {
         params.push_back({{"name", q}, {"in", "query"}, {"schema", {{"type", "string"}}}});
       }
       json gvk = {{"group", r->group}, {"version", r->version}, {"kind", r->kind}};
-      paths[p] = {{"patch", {{"operationId", "patch" + r->kind},
-                             {"parameters", params},
-                             {"x-kubernetes-action", "patch"},
-                             {"x-kubernetes-group-version-kind", gvk},
-                             {"responses", {{"200", {{"description", "OK"}}}}}}}};
+      paths[p] = {{"patch",
+                   {{"operationId", "patch" + r->kind},
+                    {"parameters", params},
+                    {"x-kubernetes-action", "patch"},
+                    {"x-kubernetes-group-version-kind", gvk},
+                    {"responses", {{"200", {{"description", "OK"}}}}}}}};
     }
     if (paths.empty()) return Error(404, "the server could not find the requested resource");
-    return {200, {{"openapi", "3.0.0"},
-                  {"info", {{"title", "Kubernetes"}, {"version", "v1.32.0"}}},
-                  {"paths", paths},
-                  {"components", {{"schemas", json::object()}}}}};
+    return {200,
+            {{"openapi", "3.0.0"},
+             {"info", {{"title", "Kubernetes"}, {"version", "v1.32.0"}}},
+             {"paths", paths},
+             {"components", {{"schemas", json::object()}}}}};
   }
   if (path == "/apis") {
     json list = json::array();
     for (const auto& [group, versions] : groups) {
       if (group.empty()) continue;
       json vs = json::array();
-      for (const auto& v : versions) vs.push_back({{"groupVersion", group + "/" + v}, {"version", v}});
+      for (const auto& v : versions)
+        vs.push_back({{"groupVersion", group + "/" + v}, {"version", v}});
       list.push_back({{"name", group},
                       {"versions", vs},
-                      {"preferredVersion", {{"groupVersion", group + "/" + versions[0]}, {"version", versions[0]}}}});
+                      {"preferredVersion",
+                       {{"groupVersion", group + "/" + versions[0]}, {"version", versions[0]}}}});
     }
     return {200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", list}}};
   }
@@ -667,8 +686,13 @@ Reply ApiServer::Impl::Discovery(const std::string& path) {
       if (g != seg[1]) continue;
       json vs = json::array();
       for (const auto& v : versions) vs.push_back({{"groupVersion", g + "/" + v}, {"version", v}});
-      return {200, {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", g}, {"versions", vs},
-                    {"preferredVersion", {{"groupVersion", g + "/" + versions[0]}, {"version", versions[0]}}}}};
+      return {200,
+              {{"kind", "APIGroup"},
+               {"apiVersion", "v1"},
+               {"name", g},
+               {"versions", vs},
+               {"preferredVersion",
+                {{"groupVersion", g + "/" + versions[0]}, {"version", versions[0]}}}}};
     }
     return Error(404, "the server could not find the requested resource");
   } else if (seg.size() == 3 && seg[0] == "apis") {
@@ -680,7 +704,8 @@ Reply ApiServer::Impl::Discovery(const std::string& path) {
   json resources = json::array();
   for (const auto& r : registry_.all()) {
     if (r->group != group || r->version != version) continue;
-    json verbs = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
+    json verbs = {"create", "delete", "deletecollection", "get",
+                  "list",   "patch",  "update",           "watch"};
     json entry = {{"name", r->plural},
                   {"singularName", r->singular},
                   {"namespaced", r->namespaced},
@@ -706,8 +731,8 @@ Reply ApiServer::Impl::Discovery(const std::string& path) {
 }
 
 absl::StatusOr<Target> ApiServer::Impl::ParseTarget(const std::string& path, bool* not_api) {
-  std::vector<std::string> seg = absl::StrSplit(path.substr(std::min<size_t>(1, path.size())), '/',
-                                                absl::SkipEmpty());
+  std::vector<std::string> seg =
+      absl::StrSplit(path.substr(std::min<size_t>(1, path.size())), '/', absl::SkipEmpty());
   Target t;
   size_t i = 0;
   if (seg.size() >= 2 && seg[0] == "api") {
@@ -836,8 +861,8 @@ json ApiServer::Impl::UpdatedManaged(const ResourceInfo& res, const json* old, c
   for (auto e : managed) {
     std::string sub = Str(e, {"subresource"});
     FieldSet set = FieldSetFromV1(e.contains("fieldsV1") ? e["fieldsV1"] : json::object());
-    bool mine = Str(e, {"manager"}) == manager && Str(e, {"operation"}) == "Update" &&
-                sub == want_sub;
+    bool mine =
+        Str(e, {"manager"}) == manager && Str(e, {"operation"}) == "Update" && sub == want_sub;
     if (sub == want_sub) {
       for (const auto& p : removed) set.erase(p);
       if (mine) {
@@ -854,12 +879,9 @@ json ApiServer::Impl::UpdatedManaged(const ResourceInfo& res, const json* old, c
     out.push_back(e);
   }
   if (!found && !changed.empty()) {
-    json e = {{"manager", manager},
-              {"operation", "Update"},
-              {"apiVersion", res.GroupVersion()},
-              {"time", now_time},
-              {"fieldsType", "FieldsV1"},
-              {"fieldsV1", FieldSetToV1(changed)}};
+    json e = {
+        {"manager", manager}, {"operation", "Update"},    {"apiVersion", res.GroupVersion()},
+        {"time", now_time},   {"fieldsType", "FieldsV1"}, {"fieldsV1", FieldSetToV1(changed)}};
     if (status_sub) e["subresource"] = "status";
     out.push_back(e);
   }
@@ -1011,8 +1033,9 @@ void ApiServer::Impl::Watch(const Target& target, const httplib::Request& req,
       // client must relist. A real server answers the latter with a 504
       // "Too large resource version" after a wait; 410 has the same effect.
       st->pending.push_back(encode(
-          "ERROR", StatusBody(410, "Expired",
-                              absl::StrCat("too old resource version: ", rv, " (", oldest_rv_, ")"))));
+          "ERROR",
+          StatusBody(410, "Expired",
+                     absl::StrCat("too old resource version: ", rv, " (", oldest_rv_, ")"))));
       st->done = true;
     } else {
       st->cursor = rv;
@@ -1039,18 +1062,17 @@ void ApiServer::Impl::Watch(const Target& target, const httplib::Request& req,
         Lock lock(mu_);
         cv_.wait_for(lock, std::chrono::milliseconds(500), [&] {
           return stopping_ || watch_epoch_ != st->epoch ||
-                 (!events_.empty() && events_.back().rv > st->cursor) ||
-                 st->cursor < oldest_rv_;
+                 (!events_.empty() && events_.back().rv > st->cursor) || st->cursor < oldest_rv_;
         });
         if (stopping_ || watch_epoch_ != st->epoch || absl::Now() >= st->deadline) {
           st->done = true;
           return true;
         }
         if (st->cursor < oldest_rv_) {
-          st->pending.push_back(encode(
-              "ERROR", StatusBody(410, "Expired",
-                                  absl::StrCat("too old resource version: ", st->cursor, " (",
-                                               oldest_rv_, ")"))));
+          st->pending.push_back(
+              encode("ERROR", StatusBody(410, "Expired",
+                                         absl::StrCat("too old resource version: ", st->cursor,
+                                                      " (", oldest_rv_, ")"))));
           st->done = true;
           return true;
         }
@@ -1106,8 +1128,9 @@ Reply ApiServer::Impl::Create(const Target& t, const httplib::Request& req) {
   std::string body_ns = Str(meta, {"namespace"});
   if (t.res->namespaced) {
     if (!body_ns.empty() && body_ns != t.ns) {
-      return Error(400, "the namespace of the provided object does not match the namespace "
-                        "sent on the request");
+      return Error(400,
+                   "the namespace of the provided object does not match the namespace "
+                   "sent on the request");
     }
     meta["namespace"] = t.ns;
   } else {
@@ -1167,12 +1190,12 @@ Reply ApiServer::Impl::Update(const Target& t, const httplib::Request& req) {
   }
   std::string rv = Str(obj, {"metadata", "resourceVersion"});
   if (!rv.empty() && rv != Str(*live, {"metadata", "resourceVersion"})) {
-    return Error(409,
-                 absl::StrCat("Operation cannot be fulfilled on ", t.res->QualifiedResource(),
-                              " \"", t.name,
-                              "\": the object has been modified; please apply your changes to "
-                              "the latest version and try again"),
-                 {{"name", t.name}, {"group", t.res->group}, {"kind", t.res->plural}});
+    return Error(
+        409,
+        absl::StrCat("Operation cannot be fulfilled on ", t.res->QualifiedResource(), " \"", t.name,
+                     "\": the object has been modified; please apply your changes to "
+                     "the latest version and try again"),
+        {{"name", t.name}, {"group", t.res->group}, {"kind", t.res->plural}});
   }
   json old = *live;
   bool status_sub = t.sub == "status";
@@ -1229,22 +1252,24 @@ Reply ApiServer::Impl::Patch(const Target& t, const httplib::Request& req) {
       patched = old.patch(*body);
     } catch (const std::exception& e) {
       return Error(422, absl::StrCat("the server rejected our request due to an error in our "
-                                     "request: ", e.what()));
+                                     "request: ",
+                                     e.what()));
     }
   } else {
-    return Error(415, "the body of the request was in an unknown format - accepted media types "
-                      "include: application/json-patch+json, application/merge-patch+json, "
-                      "application/apply-patch+yaml, application/strategic-merge-patch+json");
+    return Error(415,
+                 "the body of the request was in an unknown format - accepted media types "
+                 "include: application/json-patch+json, application/merge-patch+json, "
+                 "application/apply-patch+yaml, application/strategic-merge-patch+json");
   }
   if (!patched.is_object()) return Error(422, "patch did not produce an object");
   std::string rv = Str(patched, {"metadata", "resourceVersion"});
   if (!rv.empty() && rv != Str(old, {"metadata", "resourceVersion"})) {
-    return Error(409,
-                 absl::StrCat("Operation cannot be fulfilled on ", t.res->QualifiedResource(),
-                              " \"", t.name,
-                              "\": the object has been modified; please apply your changes to "
-                              "the latest version and try again"),
-                 {{"name", t.name}, {"group", t.res->group}, {"kind", t.res->plural}});
+    return Error(
+        409,
+        absl::StrCat("Operation cannot be fulfilled on ", t.res->QualifiedResource(), " \"", t.name,
+                     "\": the object has been modified; please apply your changes to "
+                     "the latest version and try again"),
+        {{"name", t.name}, {"group", t.res->group}, {"kind", t.res->plural}});
   }
   bool status_sub = t.sub == "status";
   if (t.res->status_subresource) {
@@ -1340,11 +1365,12 @@ Reply ApiServer::Impl::Apply(const Target& t, const httplib::Request& req, const
         parts.push_back(absl::StrCat("conflicts with \"", m, "\":\n- ", absl::StrJoin(ps, "\n- ")));
       }
     }
-    std::string msg = absl::StrCat("Apply failed with ", n, n == 1 ? " conflict: " : " conflicts: ",
-                                   absl::StrJoin(parts, "\n"));
-    return Error(409, msg,
-                 {{"name", t.name}, {"group", t.res->group}, {"kind", t.res->plural},
-                  {"causes", causes}});
+    std::string msg =
+        absl::StrCat("Apply failed with ", n,
+                     n == 1 ? " conflict: " : " conflicts: ", absl::StrJoin(parts, "\n"));
+    return Error(
+        409, msg,
+        {{"name", t.name}, {"group", t.res->group}, {"kind", t.res->plural}, {"causes", causes}});
   }
   // Fields this manager applied before but not now, and nobody else owns, go.
   FieldSet others;
@@ -1386,12 +1412,9 @@ Reply ApiServer::Impl::Apply(const Target& t, const httplib::Request& req, const
   merged = ApplyMerge(merged, to_merge, shape);
   merged["metadata"]["name"] = t.name;
   if (t.res->namespaced) merged["metadata"]["namespace"] = t.ns;
-  json entry = {{"manager", manager},
-                {"operation", "Apply"},
-                {"apiVersion", t.res->GroupVersion()},
-                {"time", now_time},
-                {"fieldsType", "FieldsV1"},
-                {"fieldsV1", FieldSetToV1(new_set)}};
+  json entry = {
+      {"manager", manager}, {"operation", "Apply"},     {"apiVersion", t.res->GroupVersion()},
+      {"time", now_time},   {"fieldsType", "FieldsV1"}, {"fieldsV1", FieldSetToV1(new_set)}};
   if (status_sub) entry["subresource"] = "status";
   if (!new_set.empty()) out_managed.push_back(entry);
   if (live_ptr == nullptr) {
@@ -1428,10 +1451,13 @@ Reply ApiServer::Impl::Commit(const Target& t, const json* old, json obj, json m
                    absl::StrCat(res.QualifiedResource(), " \"", name,
                                 "\" is forbidden: unable to create new content in namespace ", ns,
                                 " because it is being terminated"),
-                   {{"name", name}, {"group", res.group}, {"kind", res.plural},
-                    {"causes", {{{"reason", "NamespaceTerminating"},
-                                 {"message", "namespace " + ns + " is being terminated"},
-                                 {"field", "metadata.namespace"}}}}});
+                   {{"name", name},
+                    {"group", res.group},
+                    {"kind", res.plural},
+                    {"causes",
+                     {{{"reason", "NamespaceTerminating"},
+                       {"message", "namespace " + ns + " is being terminated"},
+                       {"field", "metadata.namespace"}}}}});
     }
   }
   obj["apiVersion"] = res.GroupVersion();
@@ -1473,8 +1499,7 @@ Reply ApiServer::Impl::Commit(const Target& t, const json* old, json obj, json m
   bool valid_name = res.kind == "Namespace" ? IsDns1123Label(name) : IsDns1123Subdomain(name);
   if (!valid_name && old == nullptr) {
     errors.push_back({"metadata.name", "FieldValueInvalid",
-                      absl::StrCat("Invalid value: \"", name,
-                                   "\": a lowercase RFC 1123 ",
+                      absl::StrCat("Invalid value: \"", name, "\": a lowercase RFC 1123 ",
                                    res.kind == "Namespace" ? "label" : "subdomain",
                                    " must consist of lower case alphanumeric characters, '-' or "
                                    "'.', and must start and end with an alphanumeric character")});
@@ -1566,7 +1591,8 @@ Reply ApiServer::Impl::Commit(const Target& t, const json* old, json obj, json m
     }
     const json* versions = Find(obj, {"spec", "versions"});
     if (versions == nullptr || !versions->is_array() || versions->empty()) {
-      errors.push_back({"spec.versions", "FieldValueInvalid", "Invalid value: must have exactly one version marked as storage version"});
+      errors.push_back({"spec.versions", "FieldValueInvalid",
+                        "Invalid value: must have exactly one version marked as storage version"});
     }
   }
   if (!errors.empty()) {
@@ -1661,33 +1687,51 @@ void ApiServer::Impl::SimulateControllers(const ResourceInfo& res, json& obj) {
                      {"readyReplicas", n},
                      {"availableReplicas", n},
                      {"conditions",
-                      {{{"type", "Available"}, {"status", "True"}, {"reason", "MinimumReplicasAvailable"},
+                      {{{"type", "Available"},
+                        {"status", "True"},
+                        {"reason", "MinimumReplicasAvailable"},
                         {"message", "Deployment has minimum availability."},
-                        {"lastUpdateTime", now}, {"lastTransitionTime", now}},
-                       {{"type", "Progressing"}, {"status", "True"}, {"reason", "NewReplicaSetAvailable"},
+                        {"lastUpdateTime", now},
+                        {"lastTransitionTime", now}},
+                       {{"type", "Progressing"},
+                        {"status", "True"},
+                        {"reason", "NewReplicaSetAvailable"},
                         {"message", "ReplicaSet has successfully progressed."},
-                        {"lastUpdateTime", now}, {"lastTransitionTime", now}}}}};
+                        {"lastUpdateTime", now},
+                        {"lastTransitionTime", now}}}}};
     if (n == 0) {
       obj["status"].erase("readyReplicas");
       obj["status"].erase("availableReplicas");
     }
   } else if (res.kind == "StatefulSet") {
-    obj["status"] = {{"observedGeneration", g}, {"replicas", n},        {"readyReplicas", n},
-                     {"currentReplicas", n},    {"updatedReplicas", n}, {"availableReplicas", n},
+    obj["status"] = {{"observedGeneration", g},
+                     {"replicas", n},
+                     {"readyReplicas", n},
+                     {"currentReplicas", n},
+                     {"updatedReplicas", n},
+                     {"availableReplicas", n},
                      {"currentRevision", Str(obj, {"metadata", "name"}) + "-1"},
                      {"updateRevision", Str(obj, {"metadata", "name"}) + "-1"}};
   } else if (res.kind == "DaemonSet") {
-    obj["status"] = {{"observedGeneration", g},   {"desiredNumberScheduled", 1},
+    obj["status"] = {{"observedGeneration", g},     {"desiredNumberScheduled", 1},
                      {"currentNumberScheduled", 1}, {"numberReady", 1},
                      {"updatedNumberScheduled", 1}, {"numberAvailable", 1},
                      {"numberMisscheduled", 0}};
   } else if (res.kind == "ReplicaSet") {
-    obj["status"] = {{"observedGeneration", g}, {"replicas", n}, {"readyReplicas", n},
-                     {"availableReplicas", n}, {"fullyLabeledReplicas", n}};
+    obj["status"] = {{"observedGeneration", g},
+                     {"replicas", n},
+                     {"readyReplicas", n},
+                     {"availableReplicas", n},
+                     {"fullyLabeledReplicas", n}};
   } else if (res.kind == "Job" && Find(obj, {"status", "succeeded"}) == nullptr) {
-    obj["status"] = {{"startTime", now}, {"completionTime", now}, {"succeeded", 1},
-                     {"conditions", {{{"type", "Complete"}, {"status", "True"},
-                                      {"lastProbeTime", now}, {"lastTransitionTime", now}}}}};
+    obj["status"] = {{"startTime", now},
+                     {"completionTime", now},
+                     {"succeeded", 1},
+                     {"conditions",
+                      {{{"type", "Complete"},
+                        {"status", "True"},
+                        {"lastProbeTime", now},
+                        {"lastTransitionTime", now}}}}};
   }
 }
 
@@ -1737,16 +1781,21 @@ void ApiServer::Impl::CrdWritten(json& crd, bool dry_run) {
   crd["status"] = {{"acceptedNames", names},
                    {"storedVersions", stored},
                    {"conditions",
-                    {{{"type", "NamesAccepted"}, {"status", "True"}, {"reason", "NoConflicts"},
-                      {"message", "no conflicts found"}, {"lastTransitionTime", now}},
-                     {{"type", "Established"}, {"status", "True"}, {"reason", "InitialNamesAccepted"},
+                    {{{"type", "NamesAccepted"},
+                      {"status", "True"},
+                      {"reason", "NoConflicts"},
+                      {"message", "no conflicts found"},
+                      {"lastTransitionTime", now}},
+                     {{"type", "Established"},
+                      {"status", "True"},
+                      {"reason", "InitialNamesAccepted"},
                       {"message", "the initial names have been accepted"},
                       {"lastTransitionTime", now}}}}};
   if (!dry_run) registry_.SetCrdResources(Str(crd, {"metadata", "name"}), std::move(infos));
 }
 
-void ApiServer::Impl::Emit(const std::string& storage_key, const std::string& type,
-                           const json& obj, const json& old) {
+void ApiServer::Impl::Emit(const std::string& storage_key, const std::string& type, const json& obj,
+                           const json& old) {
   uint64_t rv = 0;
   absl::SimpleAtoi(Str(obj, {"metadata", "resourceVersion"}), &rv);
   events_.push_back({rv, storage_key, type, obj, old});
@@ -1916,8 +1965,11 @@ Reply ApiServer::Impl::DeleteCollection(const Target& t, const httplib::Request&
   if (req.get_param_value("dryRun") != "All") {
     for (const auto& k : keys) MarkDeleting(t.res->StorageKey(), k);
   }
-  return {200, {{"kind", t.res->kind + "List"}, {"apiVersion", t.res->GroupVersion()},
-                {"metadata", {{"resourceVersion", std::to_string(rv_)}}}, {"items", items}}};
+  return {200,
+          {{"kind", t.res->kind + "List"},
+           {"apiVersion", t.res->GroupVersion()},
+           {"metadata", {{"resourceVersion", std::to_string(rv_)}}},
+           {"items", items}}};
 }
 
 absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(ApiServerOptions options) {

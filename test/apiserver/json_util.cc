@@ -50,8 +50,7 @@ std::string HumanDuration(absl::Duration d) {
   if (hours < 48) return absl::StrFormat("%dh", hours);
   if (hours < 24 * 8) {
     int64_t h = hours % 24;
-    return h == 0 ? absl::StrFormat("%dd", hours / 24)
-                  : absl::StrFormat("%dd%dh", hours / 24, h);
+    return h == 0 ? absl::StrFormat("%dd", hours / 24) : absl::StrFormat("%dd%dh", hours / 24, h);
   }
   if (hours < 24 * 365 * 2) return absl::StrFormat("%dd", hours / 24);
   int64_t years = hours / 24 / 365;

@@ -60,8 +60,8 @@ class KubectlInteropTest : public ::testing::Test {
     for (size_t at; (at = seed.find("flux-system")) != std::string::npos;) {
       seed.replace(at, 11, ns);
     }
-    std::string ns_yaml = absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ", ns,
-                                       "}\n---\n");
+    std::string ns_yaml =
+        absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ", ns, "}\n---\n");
     auto path = server_->WriteManifest(ns + "-seed.yaml", ns_yaml + seed);
     EXPECT_TRUE(path.ok());
     std::vector<std::string> args = {"apply", "-f", *path};
@@ -107,8 +107,8 @@ TEST_F(KubectlInteropTest, ClientSideApplyOfSeedCreatesThenIsUnchanged) {
 TEST_F(KubectlInteropTest, ServerSideApplyOfSeedRecordsFieldManager) {
   std::string out = ApplySeed("seed-ssa", {"--server-side"});
   EXPECT_THAT(out, HasSubstr("serverside-applied"));
-  auto yaml = server_->Kubectl({"get", "ks", "apps-prod", "-n", "seed-ssa", "-o", "yaml",
-                                "--show-managed-fields"});
+  auto yaml = server_->Kubectl(
+      {"get", "ks", "apps-prod", "-n", "seed-ssa", "-o", "yaml", "--show-managed-fields"});
   ASSERT_TRUE(yaml.ok()) << yaml.status();
   EXPECT_THAT(*yaml, HasSubstr("path: ./apps/overlays/prod"));
   EXPECT_THAT(*yaml, HasSubstr("manager: kubectl"));
@@ -116,11 +116,11 @@ TEST_F(KubectlInteropTest, ServerSideApplyOfSeedRecordsFieldManager) {
   EXPECT_THAT(*yaml, HasSubstr("f:prune: {}"));
   EXPECT_THAT(*yaml, HasSubstr("generation: 1"));
   // Applying the same again is a no-op: resourceVersion stays.
-  auto rv1 = server_->Kubectl({"get", "ks", "apps-prod", "-n", "seed-ssa", "-o",
-                               "jsonpath={.metadata.resourceVersion}"});
+  auto rv1 = server_->Kubectl(
+      {"get", "ks", "apps-prod", "-n", "seed-ssa", "-o", "jsonpath={.metadata.resourceVersion}"});
   ApplySeed("seed-ssa", {"--server-side"});
-  auto rv2 = server_->Kubectl({"get", "ks", "apps-prod", "-n", "seed-ssa", "-o",
-                               "jsonpath={.metadata.resourceVersion}"});
+  auto rv2 = server_->Kubectl(
+      {"get", "ks", "apps-prod", "-n", "seed-ssa", "-o", "jsonpath={.metadata.resourceVersion}"});
   ASSERT_TRUE(rv1.ok() && rv2.ok());
   EXPECT_EQ(*rv1, *rv2);
 }
@@ -137,7 +137,8 @@ spec:
   prune: true
 )");
   ASSERT_TRUE(path.ok());
-  auto conflict = server_->Kubectl({"apply", "--server-side", "--field-manager=other", "-f", *path});
+  auto conflict =
+      server_->Kubectl({"apply", "--server-side", "--field-manager=other", "-f", *path});
   ASSERT_FALSE(conflict.ok());
   EXPECT_THAT(std::string(conflict.status().message()),
               HasSubstr("conflict with \"kubectl\": .spec.path"));
@@ -152,9 +153,9 @@ spec:
 
 TEST_F(KubectlInteropTest, GetWatchSeesAPatch) {
   ApplySeed("seed-watch");
-  auto watch = server_->KubectlBackground(
-      {"get", "gitrepo", "gitops-config", "-n", "seed-watch", "-w", "--output-watch-events",
-       "-o", "jsonpath={.type} {.object.spec.interval}{\"\\n\"}"});
+  auto watch = server_->KubectlBackground({"get", "gitrepo", "gitops-config", "-n", "seed-watch",
+                                           "-w", "--output-watch-events", "-o",
+                                           "jsonpath={.type} {.object.spec.interval}{\"\\n\"}"});
   ASSERT_TRUE(watch.ok()) << watch.status();
   ASSERT_TRUE((*watch)->WaitForLog("ADDED 1m", absl::Seconds(20)).ok()) << (*watch)->ReadLog();
   auto patch = server_->Kubectl({"patch", "gitrepo", "gitops-config", "-n", "seed-watch",
@@ -207,8 +208,9 @@ TEST_F(KubectlInteropTest, StatusSubresourceIsSeparateFromSpec) {
   ASSERT_TRUE(gen.ok());
   EXPECT_EQ(*gen, "1");
   // Status sent to the main resource is ignored.
-  ASSERT_TRUE(server_->Kubectl({"patch", "gitrepo", "gitops-config", "-n", "seed-status",
-                                "--type=merge", "-p", R"({"status":{"conditions":[]}})"})
+  ASSERT_TRUE(server_
+                  ->Kubectl({"patch", "gitrepo", "gitops-config", "-n", "seed-status",
+                             "--type=merge", "-p", R"({"status":{"conditions":[]}})"})
                   .ok());
   table = server_->Kubectl({"get", "gitrepo", "-n", "seed-status"});
   ASSERT_TRUE(table.ok());
@@ -243,8 +245,9 @@ data: {a: b}
   auto ts = server_->Kubectl({"get", "cm", "held", "-o", "jsonpath={.metadata.deletionTimestamp}"});
   ASSERT_TRUE(ts.ok()) << ts.status();
   EXPECT_FALSE(ts->empty());
-  ASSERT_TRUE(server_->Kubectl({"patch", "cm", "held", "--type=merge", "-p",
-                                R"({"metadata":{"finalizers":null}})"})
+  ASSERT_TRUE(server_
+                  ->Kubectl({"patch", "cm", "held", "--type=merge", "-p",
+                             R"({"metadata":{"finalizers":null}})"})
                   .ok());
   EXPECT_FALSE(server_->Kubectl({"get", "cm", "held"}).ok());
 }

@@ -45,8 +45,8 @@ json MergeList(const json& target, const json& patch, std::vector<std::string>& 
   for (const auto& item : patch) {
     if (!item.is_object()) continue;
     json key = ItemKey(item, s.keys);
-    auto found = std::find_if(out.begin(), out.end(),
-                              [&](const json& o) { return ItemMatches(o, key); });
+    auto found =
+        std::find_if(out.begin(), out.end(), [&](const json& o) { return ItemMatches(o, key); });
     auto directive = item.find("$patch");
     if (directive != item.end() && *directive == "delete") {
       if (found != out.end()) out.erase(found);
@@ -100,10 +100,11 @@ json StrategicImpl(json target, const json& patch, std::vector<std::string>& pat
     path.push_back(key);
     auto existing = target.find(key);
     if (it.value().is_array()) {
-      target[key] = MergeList(existing == target.end() ? json() : *existing, it.value(), path, shape);
+      target[key] =
+          MergeList(existing == target.end() ? json() : *existing, it.value(), path, shape);
     } else if (it.value().is_object()) {
-      json merged = StrategicImpl(existing == target.end() ? json::object() : *existing,
-                                  it.value(), path, shape);
+      json merged = StrategicImpl(existing == target.end() ? json::object() : *existing, it.value(),
+                                  path, shape);
       if (merged.is_null()) {
         target.erase(key);
       } else {

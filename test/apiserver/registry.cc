@@ -62,8 +62,8 @@ Registry::Registry() {
               false));
   Add(Builtin("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false,
               {}, false, false));
-  Add(Builtin("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
-              "customresourcedefinitions", false, {"crd", "crds"}, true, true));
+  Add(Builtin("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
+              false, {"crd", "crds"}, true, true));
 }
 
 void Registry::Add(ResourceInfo info) {
@@ -113,11 +113,12 @@ std::vector<std::pair<std::string, std::vector<std::string>>> Registry::Groups()
   }
   std::vector<std::pair<std::string, std::vector<std::string>>> out;
   for (auto& [group, versions] : groups) {
-    std::stable_sort(versions.begin(), versions.end(), [](const std::string& a, const std::string& b) {
-      int ra = VersionRank(a), rb = VersionRank(b);
-      if (ra != rb) return ra < rb;
-      return a > b;
-    });
+    std::stable_sort(versions.begin(), versions.end(),
+                     [](const std::string& a, const std::string& b) {
+                       int ra = VersionRank(a), rb = VersionRank(b);
+                       if (ra != rb) return ra < rb;
+                       return a > b;
+                     });
     out.emplace_back(group, versions);
   }
   return out;

@@ -126,8 +126,7 @@ void ValidateImpl(const json& obj, const json& schema, const std::string& path,
     }
   }
   const json* en = Sub(schema, "enum");
-  if (en != nullptr && en->is_array() &&
-      std::find(en->begin(), en->end(), obj) == en->end()) {
+  if (en != nullptr && en->is_array() && std::find(en->begin(), en->end(), obj) == en->end()) {
     std::vector<std::string> allowed;
     for (const auto& e : *en) allowed.push_back(e.dump());
     errors.push_back({path, "FieldValueNotSupported",
@@ -141,10 +140,10 @@ void ValidateImpl(const json& obj, const json& schema, const std::string& path,
       try {
         std::regex re(pattern->get<std::string>(), std::regex::ECMAScript);
         if (!std::regex_search(s, re)) {
-          errors.push_back({path, "FieldValueInvalid",
-                            absl::StrCat("Invalid value: \"", s, "\": ", path,
-                                         " in body should match '", pattern->get<std::string>(),
-                                         "'")});
+          errors.push_back(
+              {path, "FieldValueInvalid",
+               absl::StrCat("Invalid value: \"", s, "\": ", path, " in body should match '",
+                            pattern->get<std::string>(), "'")});
         }
       } catch (const std::regex_error&) {
       }
@@ -156,10 +155,10 @@ void ValidateImpl(const json& obj, const json& schema, const std::string& path,
     }
     const json* min_len = Sub(schema, "minLength");
     if (min_len != nullptr && min_len->is_number() && s.size() < min_len->get<size_t>()) {
-      errors.push_back({path, "FieldValueInvalid",
-                        absl::StrCat("Invalid value: \"", s, "\": ", path,
-                                     " in body should be at least ", min_len->dump(),
-                                     " chars long")});
+      errors.push_back(
+          {path, "FieldValueInvalid",
+           absl::StrCat("Invalid value: \"", s, "\": ", path, " in body should be at least ",
+                        min_len->dump(), " chars long")});
     }
   }
   if (obj.is_number()) {
@@ -182,14 +181,14 @@ void ValidateImpl(const json& obj, const json& schema, const std::string& path,
     if (req != nullptr && req->is_array()) {
       for (const auto& r : *req) {
         if (r.is_string() && !obj.contains(r.get<std::string>())) {
-          errors.push_back({Join(path, r.get<std::string>()), "FieldValueRequired",
-                            "Required value"});
+          errors.push_back(
+              {Join(path, r.get<std::string>()), "FieldValueRequired", "Required value"});
         }
       }
     }
     for (auto it = obj.begin(); it != obj.end(); ++it) {
-      if (path.empty() && (it.key() == "apiVersion" || it.key() == "kind" ||
-                           it.key() == "metadata")) {
+      if (path.empty() &&
+          (it.key() == "apiVersion" || it.key() == "kind" || it.key() == "metadata")) {
         continue;
       }
       const json* sub = MemberSchema(schema, it.key());

@@ -14,9 +14,9 @@
 namespace gitops::testing {
 
 struct FieldError {
-  std::string field;   // "spec.url"
-  std::string reason;  // FieldValueRequired | FieldValueInvalid | FieldValueNotSupported ...
-  std::string message; // "Required value"
+  std::string field;    // "spec.url"
+  std::string reason;   // FieldValueRequired | FieldValueInvalid | FieldValueNotSupported ...
+  std::string message;  // "Required value"
 };
 
 // Fills in `default`s for absent fields (recursively, like the apiserver).

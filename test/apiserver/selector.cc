@@ -98,8 +98,8 @@ absl::StatusOr<Selector> Selector::ParseFields(const std::string& text) {
       req.key = part.substr(0, pos);
       req.values.push_back(part.substr(pos + 1));
     } else {
-      return absl::InvalidArgumentError("invalid selector: '" + part +
-                                        "'; can't understand '" + part + "'");
+      return absl::InvalidArgumentError("invalid selector: '" + part + "'; can't understand '" +
+                                        part + "'");
     }
     sel.reqs_.push_back(std::move(req));
   }

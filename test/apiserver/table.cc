@@ -240,9 +240,8 @@ json ToTable(const ResourceInfo& res, const std::vector<json>& objects,
       row["object"] = obj;
     } else if (include_object != "None") {
       json meta = obj.contains("metadata") ? obj["metadata"] : json::object();
-      row["object"] = {{"kind", "PartialObjectMetadata"},
-                       {"apiVersion", "meta.k8s.io/v1"},
-                       {"metadata", meta}};
+      row["object"] = {
+          {"kind", "PartialObjectMetadata"}, {"apiVersion", "meta.k8s.io/v1"}, {"metadata", meta}};
     }
     rows.push_back(row);
   }

@@ -112,8 +112,14 @@ absl::StatusOr<std::string> TestApiServer::WriteManifest(absl::string_view name,
 
 absl::StatusOr<std::string> TestApiServer::Testing(absl::string_view endpoint,
                                                    absl::string_view json_body) const {
-  std::vector<std::string> argv = {"curl", "-sS", "-k", "-X", "POST", "--data-binary",
-                                   std::string(json_body), "-H",
+  std::vector<std::string> argv = {"curl",
+                                   "-sS",
+                                   "-k",
+                                   "-X",
+                                   "POST",
+                                   "--data-binary",
+                                   std::string(json_body),
+                                   "-H",
                                    "Content-Type: application/json"};
   if (!token_.empty()) {
     argv.push_back("-H");

@@ -54,10 +54,12 @@ class TestApiServer {
   absl::StatusOr<std::unique_ptr<Subprocess>> KubectlBackground(
       const std::vector<std::string>& args) const;
   // Writes `content` into dir() under `name` and returns the path.
-  absl::StatusOr<std::string> WriteManifest(absl::string_view name, absl::string_view content) const;
+  absl::StatusOr<std::string> WriteManifest(absl::string_view name,
+                                            absl::string_view content) const;
 
   // POSTs a JSON body to one of the server's /testing/ endpoints via curl.
-  absl::StatusOr<std::string> Testing(absl::string_view endpoint, absl::string_view json_body) const;
+  absl::StatusOr<std::string> Testing(absl::string_view endpoint,
+                                      absl::string_view json_body) const;
 
   // Path of charts/gitops-controllers/crds in the source tree.
   static std::string CrdDir();

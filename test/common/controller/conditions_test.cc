@@ -84,8 +84,8 @@ TEST(ConditionsTest, MergePatchHoldsOnlyTheDifference) {
 TEST(ReconcileMetricsTest, ReadyConditionGaugeFollowsTheObject) {
   json obj = Object(1);
   obj["metadata"]["namespace"] = "flux-system";
-  MetricLabels base = {{"kind", "GitRepository"}, {"name", "r"}, {"namespace", "flux-system"},
-                       {"type", "Ready"}};
+  MetricLabels base = {
+      {"kind", "GitRepository"}, {"name", "r"}, {"namespace", "flux-system"}, {"type", "Ready"}};
   auto value = [&](const char* status) {
     MetricLabels l = base;
     l.emplace_back("status", status);

@@ -102,8 +102,8 @@ TEST_F(InformerTest, ListsThenWatchesAddsUpdatesAndDeletes) {
   EXPECT_TRUE(rec.WaitFor("add inf-basic/before 1"));
   ASSERT_TRUE(client_->Create(ConfigMap(ns, "after")).ok());
   EXPECT_TRUE(rec.WaitFor("add inf-basic/after 1"));
-  ASSERT_TRUE(client_->Patch(kConfigMap, ns, "after", PatchType::kMerge, {{"data", {{"v", "2"}}}})
-                  .ok());
+  ASSERT_TRUE(
+      client_->Patch(kConfigMap, ns, "after", PatchType::kMerge, {{"data", {{"v", "2"}}}}).ok());
   EXPECT_TRUE(rec.WaitFor("update inf-basic/after 2"));
   ASSERT_TRUE(client_->Delete(kConfigMap, ns, "before").ok());
   EXPECT_TRUE(rec.WaitFor("delete inf-basic/before 1"));
@@ -136,7 +136,8 @@ TEST_F(InformerTest, RelistsAfterGoneAndReportsWhatTheWatchMissed) {
 
 TEST_F(InformerTest, ControllerRetriesFailuresWithBackoffThenSucceeds) {
   std::string ns = Namespace("inf-ctrl");
-  WorkQueue queue({.name = "test-ctrl", .base_delay = absl::Milliseconds(20),
+  WorkQueue queue({.name = "test-ctrl",
+                   .base_delay = absl::Milliseconds(20),
                    .max_delay = absl::Milliseconds(200)});
   Informer informer(*client_, {.gvk = kConfigMap, .namespace_ = ns},
                     {[&](const json& o) { queue.Add(ObjectKey(o)); },
@@ -223,9 +224,10 @@ TEST(InformerRestartTest, SurvivesApiServerRestart) {
                     .ok());
   }
   Recorder rec;
-  Informer informer(**client, {.gvk = kConfigMap, .namespace_ = "default",
-                               .max_backoff = absl::Milliseconds(500)},
-                    rec.Handlers());
+  Informer informer(
+      **client,
+      {.gvk = kConfigMap, .namespace_ = "default", .max_backoff = absl::Milliseconds(500)},
+      rec.Handlers());
   informer.Start();
   ASSERT_TRUE(informer.WaitForSync(absl::Seconds(10)));
   ASSERT_TRUE((*server)->Restart().ok());

@@ -53,7 +53,8 @@ TEST(WorkQueueTest, BackoffGrowsExponentiallyAndCaps) {
 }
 
 TEST(WorkQueueTest, RateLimitedAddWaitsForBackoffAndForgetResets) {
-  WorkQueue q({.name = "test-rl", .base_delay = absl::Milliseconds(40),
+  WorkQueue q({.name = "test-rl",
+               .base_delay = absl::Milliseconds(40),
                .max_delay = absl::Milliseconds(200)});
   q.AddRateLimited("k");
   EXPECT_EQ(q.NumRequeues("k"), 1);

@@ -165,8 +165,8 @@ TEST_F(HttpKubeClientTest, StatusSubresourcePatchKeepsGeneration) {
   ASSERT_TRUE(patched.ok()) << patched.status();
   EXPECT_EQ((*patched)["status"]["observedGeneration"], 1);
   EXPECT_EQ((*patched)["metadata"]["generation"], 1);
-  auto spec = client_->Patch(kGitRepo, ns, "repo", PatchType::kMerge,
-                             {{"spec", {{"interval", "5m"}}}});
+  auto spec =
+      client_->Patch(kGitRepo, ns, "repo", PatchType::kMerge, {{"spec", {{"interval", "5m"}}}});
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ((*spec)["metadata"]["generation"], 2);
 }
@@ -242,9 +242,8 @@ TEST_F(HttpKubeClientTest, RetryOnConflictRereadsAndSucceeds) {
   ASSERT_TRUE(client_->Create(ConfigMap(ns, "counter", {{"n", "0"}})).ok());
   auto stale = client_->Get(kConfigMap, ns, "counter");
   ASSERT_TRUE(stale.ok());
-  ASSERT_TRUE(client_->Patch(kConfigMap, ns, "counter", PatchType::kMerge,
-                             {{"data", {{"n", "1"}}}})
-                  .ok());
+  ASSERT_TRUE(
+      client_->Patch(kConfigMap, ns, "counter", PatchType::kMerge, {{"data", {{"n", "1"}}}}).ok());
   int attempts = 0;
   absl::Status st = RetryOnConflict([&]() -> absl::Status {
     json obj = *stale;
@@ -266,12 +265,12 @@ TEST_F(HttpKubeClientTest, WatchDeliversBookmarks) {
   ASSERT_TRUE(list.ok());
   std::string rv = (*list)["metadata"]["resourceVersion"];
   std::string bookmark_rv;
-  absl::Status st = client_->Watch(kConfigMap, ns, {.resource_version = rv},
-                                   [&](const WatchEvent& e) {
-                                     if (e.type != WatchEvent::Type::kBookmark) return true;
-                                     bookmark_rv = e.object["metadata"]["resourceVersion"];
-                                     return false;
-                                   });
+  absl::Status st =
+      client_->Watch(kConfigMap, ns, {.resource_version = rv}, [&](const WatchEvent& e) {
+        if (e.type != WatchEvent::Type::kBookmark) return true;
+        bookmark_rv = e.object["metadata"]["resourceVersion"];
+        return false;
+      });
   EXPECT_TRUE(st.ok()) << st;
   EXPECT_FALSE(bookmark_rv.empty());
 }
@@ -301,14 +300,13 @@ TEST_F(HttpKubeClientTest, WatchResumesFromResourceVersionAndCancels) {
   ASSERT_TRUE(client_->Delete(kConfigMap, ns, "w1").ok());
 
   std::vector<std::string> seen;
-  absl::Status st = client_->Watch(kConfigMap, ns, {.resource_version = rv},
-                                   [&](const WatchEvent& e) {
-                                     if (e.type == WatchEvent::Type::kBookmark) return true;
-                                     seen.push_back(absl::StrCat(
-                                         static_cast<int>(e.type), ":",
-                                         e.object["metadata"]["name"].get<std::string>()));
-                                     return seen.size() < 2;
-                                   });
+  absl::Status st =
+      client_->Watch(kConfigMap, ns, {.resource_version = rv}, [&](const WatchEvent& e) {
+        if (e.type == WatchEvent::Type::kBookmark) return true;
+        seen.push_back(absl::StrCat(static_cast<int>(e.type), ":",
+                                    e.object["metadata"]["name"].get<std::string>()));
+        return seen.size() < 2;
+      });
   EXPECT_TRUE(st.ok()) << st;
   EXPECT_THAT(seen, ::testing::ElementsAre("0:w1", "2:w1"));
 
@@ -361,8 +359,10 @@ spec:
   ASSERT_TRUE(mapping.ok()) << mapping.status();
   EXPECT_EQ(mapping->resource, "widgets");
   EXPECT_FALSE(mapping->namespaced);
-  json w = {{"apiVersion", "example.com/v1"}, {"kind", "Widget"},
-            {"metadata", {{"name", "w"}}}, {"size", 3}};
+  json w = {{"apiVersion", "example.com/v1"},
+            {"kind", "Widget"},
+            {"metadata", {{"name", "w"}}},
+            {"size", 3}};
   auto created = client_->Create(w);
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_EQ((*created)["size"], 3);
@@ -377,10 +377,10 @@ TEST_F(HttpKubeClientTest, RetriesInjectedServerErrorsAndThrottling) {
   auto got = client_->Get({"", "v1", "Namespace"}, "", "default");
   EXPECT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(client_->request_count() - before, 3);
-  EXPECT_EQ(Metrics::Global().Value("rest_client_requests_total",
-                                    {{"code", "500"}, {"method", "GET"}}) -
-                errors_before,
-            2);
+  EXPECT_EQ(
+      Metrics::Global().Value("rest_client_requests_total", {{"code", "500"}, {"method", "GET"}}) -
+          errors_before,
+      2);
 
   ASSERT_TRUE(server_->Testing("faults", R"({"failNext":1,"failCode":429})").ok());
   got = client_->Get({"", "v1", "Namespace"}, "", "default");
@@ -414,7 +414,8 @@ TEST_F(HttpKubeClientTest, ImpersonationIsSentAndRulesApply) {
                   ->Testing("rules", R"([{"user":"system:serviceaccount:imp:reader",
                      "verbs":["get","list"],"resources":["*"],"allow":true}])")
                   .ok());
-  auto reader = client_->Impersonate("system:serviceaccount:imp:reader", {"system:serviceaccounts"});
+  auto reader =
+      client_->Impersonate("system:serviceaccount:imp:reader", {"system:serviceaccounts"});
   EXPECT_TRUE(reader->List(kConfigMap, ns, {}).ok());
   auto denied = reader->Create(ConfigMap(ns, "nope"));
   ASSERT_FALSE(denied.ok());

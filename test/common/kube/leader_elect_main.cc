@@ -2,10 +2,10 @@
 // leader election test:  leader-elect-helper KUBECONFIG IDENTITY LEASE_MS
 // Prints "LEADER <id>" when it starts leading and "STOPPED <id>" when it
 // stops; SIGTERM stops it (releasing the lease).
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <atomic>
 #include <thread>
 
 #include "common/kube/config.h"
@@ -36,10 +36,16 @@ int main(int argc, char** argv) {
   config.lease_duration = absl::Milliseconds(lease_ms);
   config.renew_deadline = absl::Milliseconds(lease_ms * 2 / 3);
   config.retry_period = absl::Milliseconds(lease_ms / 5);
-  gitops::common::LeaderElector elector(
-      **client, config,
-      {[&] { std::printf("LEADER %s\n", id.c_str()); std::fflush(stdout); },
-       [&] { std::printf("STOPPED %s\n", id.c_str()); std::fflush(stdout); }, nullptr});
+  gitops::common::LeaderElector elector(**client, config,
+                                        {[&] {
+                                           std::printf("LEADER %s\n", id.c_str());
+                                           std::fflush(stdout);
+                                         },
+                                         [&] {
+                                           std::printf("STOPPED %s\n", id.c_str());
+                                           std::fflush(stdout);
+                                         },
+                                         nullptr});
   absl::Status st = elector.Run(g_stop);
   return st.ok() ? 0 : 3;
 }
