@@ -1,0 +1,498 @@
+// GitRepositoryReconciler against real things: git repositories on disk
+// (file://) and behind nginx + git http-backend with basic auth, the libgit2
+// fetcher (wrapped only to count calls), storage in a temp dir and a real
+// event hub.
+#include "source-controller/controller/reconciler.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "source-controller/git/libgit2_fetcher.h"
+#include "test/source-controller/controller/counting_fetcher.h"
+#include "test/support/git_servers.h"
+#include "test/support/process.h"
+
+namespace gitops::source {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kNamespace[] = "flux-system";
+constexpr char kName[] = "app";
+constexpr char kAdvertised[] = "source-controller.test:9090";
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tmp_ = testing::MakeTempDir("reconciler-test");
+    auto work = testing::GitWorkRepo::Create(tmp_ + "/work", "main");
+    ASSERT_TRUE(work.ok()) << work.status();
+    work_ = std::make_unique<testing::GitWorkRepo>(*work);
+    auto c1 = work_->Commit("c1", {{"deploy/app.yaml", "kind: ConfigMap\n"},
+                                   {"docs/notes.txt", "notes\n"},
+                                   {"README.md", "hello\n"}});
+    ASSERT_TRUE(c1.ok()) << c1.status();
+    c1_ = *c1;
+    bare_ = tmp_ + "/srv/repo.git";
+    ASSERT_TRUE(testing::InitBareRepo(bare_).ok());
+    ASSERT_TRUE(work_->PushAll(bare_).ok());
+
+    auto storage = ArtifactStorage::Create(tmp_ + "/storage");
+    ASSERT_TRUE(storage.ok()) << storage.status();
+    storage_ = *std::move(storage);
+    real_git_ = NewLibgit2Fetcher();
+    git_ = std::make_unique<CountingFetcher>(real_git_.get());
+    reconciler_ = MakeReconciler(storage_.get());
+
+    repo_.namespace_name = kNamespace;
+    repo_.name = kName;
+    repo_.spec.url = "file://" + bare_;
+    repo_.spec.ref.branch = "main";
+    repo_.spec.interval = absl::Minutes(1);
+    repo_.spec.timeout = absl::Seconds(20);
+  }
+  void TearDown() override { testing::RemoveTree(tmp_); }
+
+  std::unique_ptr<GitRepositoryReconciler> MakeReconciler(ArtifactStorage* storage) {
+    ReconcilerOptions options;
+    options.cache_root = tmp_ + "/cache";
+    options.work_root = tmp_ + "/tmp";
+    options.advertised_address = kAdvertised;
+    return std::make_unique<GitRepositoryReconciler>(ReconcilerDeps{git_.get(), storage, &hub_},
+                                                     options);
+  }
+
+  // Commits on main in the work repo and pushes it to the bare repo.
+  std::string PushCommit(const std::string& file, const std::string& content) {
+    auto c = work_->Commit("change " + file, {{file, content}});
+    EXPECT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(work_->PushAll(bare_).ok());
+    return c.ok() ? *c : "";
+  }
+
+  uint64_t HubSequence() const { return hub_.TakeSnapshot(EventFilter{}).sequence; }
+  std::vector<v1::ArtifactEvent> EventsAfter(uint64_t after) {
+    uint64_t next = 0;
+    auto events = hub_.WaitForEvents(EventFilter{}, after, absl::Now(), &next);
+    EXPECT_TRUE(events.ok()) << events.status();
+    return events.ok() ? *events : std::vector<v1::ArtifactEvent>{};
+  }
+  std::optional<v1::Artifact> HubCurrent() const {
+    v1::SourceReference ref;
+    ref.set_kind(kGitRepositoryKind);
+    ref.set_namespace_(kNamespace);
+    ref.set_name(kName);
+    return hub_.Current(ref);
+  }
+  const Condition* Cond(absl::string_view type) const {
+    return FindCondition(repo_.status.conditions, type);
+  }
+  // Entry names in the artifact tarball, via the tar CLI.
+  std::vector<std::string> TarEntries(const std::string& rel_path) {
+    auto out = testing::RunCommand({"tar", "-tzf", storage_->root() + "/" + rel_path});
+    EXPECT_TRUE(out.ok()) << out.status();
+    if (!out.ok()) return {};
+    return absl::StrSplit(*out, '\n', absl::SkipEmpty());
+  }
+  static bool Contains(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+  }
+
+  std::string tmp_;
+  std::string bare_;
+  std::string c1_;
+  std::unique_ptr<testing::GitWorkRepo> work_;
+  std::unique_ptr<ArtifactStorage> storage_;
+  std::unique_ptr<GitFetcher> real_git_;
+  std::unique_ptr<CountingFetcher> git_;
+  ArtifactEventHub hub_;
+  std::unique_ptr<GitRepositoryReconciler> reconciler_;
+  GitRepository repo_;
+  // The reconcile clock. Storage stamps artifacts with the real clock and GC
+  // compares against this one, so it must be close to real time.
+  const absl::Time t0_ = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+};
+
+TEST_F(ReconcilerTest, FirstReconcileStoresArtifactAndAnnouncesIt) {
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+
+  ASSERT_TRUE(repo_.status.artifact.has_value());
+  const ArtifactStatus& a = *repo_.status.artifact;
+  const std::string revision = "main@sha1:" + c1_;
+  EXPECT_EQ(a.revision, revision);
+  ASSERT_TRUE(absl::StartsWith(a.digest, "sha256:")) << a.digest;
+  const std::string hex = a.digest.substr(7);
+  EXPECT_EQ(hex.size(), 64u);
+  EXPECT_EQ(a.path, absl::StrCat("gitrepository/flux-system/app/", hex, ".tar.gz"));
+  EXPECT_EQ(a.url, absl::StrCat("grpc://", kAdvertised, "/", a.path));
+  EXPECT_EQ(a.last_update_time, t0_);
+  const std::string file = storage_->root() + "/" + a.path;
+  ASSERT_TRUE(fs::exists(file));
+  EXPECT_EQ(a.size, static_cast<int64_t>(fs::file_size(file)));
+  EXPECT_GT(a.size, 0);
+  std::vector<std::string> entries = TarEntries(a.path);
+  EXPECT_TRUE(Contains(entries, "deploy/app.yaml")) << absl::StrJoin(entries, ",");
+  EXPECT_TRUE(Contains(entries, "README.md"));
+
+  const std::string msg = absl::StrCat("stored artifact for revision '", revision, "'");
+  const Condition* ready = Cond(kReadyCondition);
+  ASSERT_NE(ready, nullptr);
+  EXPECT_EQ(ready->status, "True");
+  EXPECT_EQ(ready->reason, kSucceededReason);
+  EXPECT_EQ(ready->message, msg);
+  EXPECT_EQ(ready->last_transition_time, t0_);
+  const Condition* stored = Cond(kArtifactInStorageCondition);
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(stored->status, "True");
+  EXPECT_EQ(stored->reason, kSucceededReason);
+  EXPECT_EQ(Cond(kFetchFailedCondition), nullptr);
+  EXPECT_EQ(Cond(kStalledCondition), nullptr);
+  EXPECT_EQ(repo_.status.observed_generation, repo_.generation);
+  EXPECT_FALSE(repo_.status.observed_ignore.has_value());
+
+  auto current = HubCurrent();
+  ASSERT_TRUE(current.has_value());
+  EXPECT_EQ(current->revision(), revision);
+  EXPECT_EQ(current->digest(), a.digest);
+  EXPECT_EQ(current->path(), a.path);
+  EXPECT_EQ(current->url(), a.url);
+  EXPECT_EQ(current->size(), a.size);
+  EXPECT_EQ(current->last_update_time().seconds(), absl::ToUnixSeconds(t0_));
+  std::vector<v1::ArtifactEvent> events = EventsAfter(0);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type(), v1::ArtifactEvent::UPDATED);
+
+  EXPECT_EQ(git_->resolves(), 1);
+  EXPECT_EQ(git_->fetches(), 1);
+  // The checkout is temporary.
+  EXPECT_TRUE(fs::is_empty(tmp_ + "/tmp"));
+}
+
+TEST_F(ReconcilerTest, UnchangedRevisionMakesOneRemoteCheckAndNoFetch) {
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  const ArtifactStatus first = *repo_.status.artifact;
+  const uint64_t seq = HubSequence();
+  ASSERT_EQ(git_->resolves(), 1);
+  ASSERT_EQ(git_->fetches(), 1);
+
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
+  EXPECT_EQ(git_->resolves(), 2) << "exactly one remote check per reconcile";
+  EXPECT_EQ(git_->fetches(), 1) << "nothing moved: no fetch";
+  ASSERT_TRUE(repo_.status.artifact.has_value());
+  EXPECT_EQ(repo_.status.artifact->digest, first.digest);
+  EXPECT_EQ(repo_.status.artifact->revision, first.revision);
+  EXPECT_EQ(repo_.status.artifact->path, first.path);
+  EXPECT_EQ(repo_.status.artifact->last_update_time, first.last_update_time);
+  EXPECT_EQ(HubSequence(), seq) << "no new event";
+  const Condition* ready = Cond(kReadyCondition);
+  ASSERT_NE(ready, nullptr);
+  EXPECT_EQ(ready->status, "True");
+  EXPECT_EQ(ready->last_transition_time, t0_) << "Ready did not flip";
+  auto list = storage_->List(KeyOf(repo_));
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);
+}
+
+TEST_F(ReconcilerTest, NewCommitStoresNewArtifactAndPublishesEvent) {
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  const ArtifactStatus first = *repo_.status.artifact;
+  const uint64_t seq = HubSequence();
+
+  const std::string c2 = PushCommit("deploy/app.yaml", "kind: Secret\n");
+  const absl::Time t1 = t0_ + absl::Seconds(1);
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t1).ok());
+
+  ASSERT_TRUE(repo_.status.artifact.has_value());
+  const ArtifactStatus& second = *repo_.status.artifact;
+  EXPECT_EQ(second.revision, "main@sha1:" + c2);
+  EXPECT_NE(second.digest, first.digest);
+  EXPECT_NE(second.path, first.path);
+  EXPECT_EQ(second.last_update_time, t1);
+  EXPECT_EQ(Cond(kReadyCondition)->message,
+            absl::StrCat("stored artifact for revision 'main@sha1:", c2, "'"));
+  EXPECT_EQ(git_->fetches(), 2);
+
+  std::vector<v1::ArtifactEvent> events = EventsAfter(seq);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type(), v1::ArtifactEvent::UPDATED);
+  EXPECT_EQ(events[0].artifact().digest(), second.digest);
+  EXPECT_EQ(events[0].artifact().revision(), second.revision);
+  // Retention keeps the previous artifact (2 records, 60s TTL).
+  auto list = storage_->List(KeyOf(repo_));
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 2u);
+}
+
+TEST_F(ReconcilerTest, IgnoreChangeAtSameCommitRebuildsWithDifferentDigest) {
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  const ArtifactStatus first = *repo_.status.artifact;
+  EXPECT_TRUE(Contains(TarEntries(first.path), "docs/notes.txt"));
+  const uint64_t seq = HubSequence();
+
+  repo_.spec.ignore = "docs/\n";
+  repo_.generation = 2;
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
+
+  const ArtifactStatus& second = *repo_.status.artifact;
+  EXPECT_EQ(second.revision, first.revision) << "same commit";
+  EXPECT_NE(second.digest, first.digest);
+  EXPECT_EQ(git_->fetches(), 2) << "a spec change forces a rebuild";
+  std::vector<std::string> entries = TarEntries(second.path);
+  EXPECT_FALSE(Contains(entries, "docs/notes.txt")) << absl::StrJoin(entries, ",");
+  EXPECT_TRUE(Contains(entries, "deploy/app.yaml"));
+  ASSERT_TRUE(repo_.status.observed_ignore.has_value());
+  EXPECT_EQ(*repo_.status.observed_ignore, "docs/\n");
+  EXPECT_EQ(repo_.status.observed_generation, 2);
+  EXPECT_EQ(Cond(kReadyCondition)->observed_generation, 2);
+  std::vector<v1::ArtifactEvent> events = EventsAfter(seq);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].artifact().digest(), second.digest);
+
+  // Unchanged again: no more fetches.
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(2)).ok());
+  EXPECT_EQ(git_->fetches(), 2);
+}
+
+TEST_F(ReconcilerTest, CommitTouchingOnlyIgnoredFilesKeepsDigestButAnnouncesRevision) {
+  repo_.spec.ignore = "docs/\n";
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  const ArtifactStatus first = *repo_.status.artifact;
+  const uint64_t seq = HubSequence();
+
+  const std::string c2 = PushCommit("docs/notes.txt", "more notes\n");
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
+  const ArtifactStatus& second = *repo_.status.artifact;
+  EXPECT_EQ(second.revision, "main@sha1:" + c2);
+  EXPECT_EQ(second.digest, first.digest) << "same content, same tarball";
+  EXPECT_EQ(second.path, first.path);
+  std::vector<v1::ArtifactEvent> events = EventsAfter(seq);
+  ASSERT_EQ(events.size(), 1u) << "consumers learn the new revision";
+  EXPECT_EQ(events[0].artifact().revision(), second.revision);
+  auto list = storage_->List(KeyOf(repo_));
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);
+  EXPECT_TRUE(storage_->Open(KeyOf(repo_), second.digest).ok());
+}
+
+TEST_F(ReconcilerTest, ArtifactMissingFromStorageIsRebuilt) {
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  const ArtifactStatus first = *repo_.status.artifact;
+  ASSERT_TRUE(fs::remove(storage_->root() + "/" + first.path));
+
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
+  EXPECT_EQ(git_->fetches(), 2);
+  EXPECT_EQ(repo_.status.artifact->digest, first.digest) << "packing is deterministic";
+  EXPECT_TRUE(fs::exists(storage_->root() + "/" + first.path));
+  EXPECT_EQ(Cond(kReadyCondition)->status, "True");
+}
+
+TEST_F(ReconcilerTest, MissingBranchIsGitOperationFailedAndKeepsPreviousArtifact) {
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  const ArtifactStatus first = *repo_.status.artifact;
+  const uint64_t seq = HubSequence();
+
+  repo_.spec.ref.branch = "no-such-branch";
+  repo_.generation = 2;
+  const absl::Time t1 = t0_ + absl::Seconds(1);
+  absl::Status s = reconciler_->Reconcile(repo_, {}, t1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+
+  const Condition* ready = Cond(kReadyCondition);
+  ASSERT_NE(ready, nullptr);
+  EXPECT_EQ(ready->status, "False");
+  EXPECT_EQ(ready->reason, kGitOperationFailedReason);
+  EXPECT_TRUE(absl::StrContains(ready->message, "no-such-branch")) << ready->message;
+  EXPECT_EQ(ready->last_transition_time, t1);
+  EXPECT_EQ(ready->observed_generation, 2);
+  const Condition* failed = Cond(kFetchFailedCondition);
+  ASSERT_NE(failed, nullptr);
+  EXPECT_EQ(failed->status, "True");
+  EXPECT_EQ(failed->reason, kGitOperationFailedReason);
+  EXPECT_EQ(failed->message, ready->message);
+  EXPECT_EQ(Cond(kStalledCondition), nullptr) << "a missing branch may appear later";
+
+  // The previous artifact stays: status, storage and hub.
+  ASSERT_TRUE(repo_.status.artifact.has_value());
+  EXPECT_EQ(repo_.status.artifact->digest, first.digest);
+  EXPECT_TRUE(storage_->Open(KeyOf(repo_), first.digest).ok());
+  auto current = HubCurrent();
+  ASSERT_TRUE(current.has_value());
+  EXPECT_EQ(current->digest(), first.digest);
+  EXPECT_EQ(HubSequence(), seq);
+  EXPECT_EQ(git_->fetches(), 1);
+
+  // Fixing the spec recovers and clears the failure.
+  repo_.spec.ref.branch = "main";
+  repo_.generation = 3;
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(2)).ok());
+  EXPECT_EQ(Cond(kReadyCondition)->status, "True");
+  EXPECT_EQ(Cond(kFetchFailedCondition), nullptr);
+}
+
+TEST_F(ReconcilerTest, WrongCredentialsOverHttpAreAuthenticationFailed) {
+  testing::GitHttpServer::Options options;
+  options.username = "flux";
+  options.password = "right-pass";
+  auto server = testing::GitHttpServer::Start(tmp_ + "/srv", options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  repo_.spec.url = (*server)->Url("repo.git");
+
+  GitCredentials wrong;
+  wrong.username = "flux";
+  wrong.password = "wrong-pass-123";
+  absl::Status s = reconciler_->Reconcile(repo_, wrong, t0_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(absl::IsUnauthenticated(s)) << s;
+  const Condition* ready = Cond(kReadyCondition);
+  ASSERT_NE(ready, nullptr);
+  EXPECT_EQ(ready->status, "False");
+  EXPECT_EQ(ready->reason, kAuthenticationFailedReason);
+  EXPECT_FALSE(absl::StrContains(ready->message, "wrong-pass-123")) << ready->message;
+  const Condition* failed = Cond(kFetchFailedCondition);
+  ASSERT_NE(failed, nullptr);
+  EXPECT_EQ(failed->reason, kAuthenticationFailedReason);
+  EXPECT_EQ(Cond(kStalledCondition), nullptr);
+  EXPECT_FALSE(repo_.status.artifact.has_value());
+  EXPECT_FALSE(HubCurrent().has_value());
+
+  // Anonymous is refused the same way.
+  s = reconciler_->Reconcile(repo_, {}, t0_);
+  EXPECT_EQ(Cond(kReadyCondition)->reason, kAuthenticationFailedReason) << s;
+
+  GitCredentials right;
+  right.username = "flux";
+  right.password = "right-pass";
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, right, t0_ + absl::Seconds(1)).ok());
+  EXPECT_EQ(repo_.status.artifact->revision, "main@sha1:" + c1_);
+  EXPECT_EQ(Cond(kReadyCondition)->status, "True");
+  EXPECT_EQ(Cond(kFetchFailedCondition), nullptr);
+}
+
+TEST_F(ReconcilerTest, UnsupportedUrlSchemeIsStalled) {
+  repo_.spec.url = "ftp://example.com/repo.git";
+  absl::Status s = reconciler_->Reconcile(repo_, {}, t0_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  const Condition* stalled = Cond(kStalledCondition);
+  ASSERT_NE(stalled, nullptr);
+  EXPECT_EQ(stalled->status, "True");
+  EXPECT_EQ(stalled->reason, kURLInvalidReason);
+  const Condition* ready = Cond(kReadyCondition);
+  ASSERT_NE(ready, nullptr);
+  EXPECT_EQ(ready->status, "False");
+  EXPECT_EQ(ready->reason, kURLInvalidReason);
+  EXPECT_TRUE(absl::StrContains(ready->message, "ftp")) << ready->message;
+  EXPECT_EQ(git_->fetches(), 0);
+
+  // A fixed URL clears Stalled.
+  repo_.spec.url = "file://" + bare_;
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  EXPECT_EQ(Cond(kStalledCondition), nullptr);
+}
+
+TEST_F(ReconcilerTest, UnwritableStorageIsStorageOperationFailed) {
+  // Tests run as root, so permissions do not stop writes: put a regular file
+  // where the storage needs the "gitrepository" directory.
+  ASSERT_TRUE(testing::WriteFile(storage_->root() + "/gitrepository", "not a dir").ok());
+  absl::Status s = reconciler_->Reconcile(repo_, {}, t0_);
+  ASSERT_FALSE(s.ok());
+  const Condition* ready = Cond(kReadyCondition);
+  ASSERT_NE(ready, nullptr);
+  EXPECT_EQ(ready->status, "False");
+  EXPECT_EQ(ready->reason, kStorageOperationFailedReason);
+  EXPECT_TRUE(absl::StrContains(ready->message, "gitrepository")) << ready->message;
+  const Condition* storage_failed = Cond(kStorageOperationFailedCondition);
+  ASSERT_NE(storage_failed, nullptr);
+  EXPECT_EQ(storage_failed->status, "True");
+  EXPECT_EQ(storage_failed->reason, kStorageOperationFailedReason);
+  EXPECT_EQ(Cond(kStalledCondition), nullptr);
+  EXPECT_EQ(Cond(kFetchFailedCondition), nullptr);
+  EXPECT_FALSE(repo_.status.artifact.has_value());
+  EXPECT_FALSE(HubCurrent().has_value());
+  EXPECT_TRUE(fs::is_empty(tmp_ + "/tmp")) << "the checkout is cleaned up on failure";
+
+  // Once storage works again the next run succeeds and clears the condition.
+  ASSERT_TRUE(fs::remove(storage_->root() + "/gitrepository"));
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  EXPECT_EQ(Cond(kStorageOperationFailedCondition), nullptr);
+  EXPECT_TRUE(HubCurrent().has_value());
+}
+
+TEST_F(ReconcilerTest, DeleteRemovesArtifactsAndCacheAndPublishesDeleted) {
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  PushCommit("deploy/app.yaml", "kind: Secret\n");
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
+  const ArtifactStatus last = *repo_.status.artifact;
+  ASSERT_EQ(storage_->List(KeyOf(repo_))->size(), 2u);
+  const std::string cache = tmp_ + "/cache/gitrepository/flux-system/app";
+  ASSERT_TRUE(fs::exists(cache));
+  const uint64_t seq = HubSequence();
+
+  ASSERT_TRUE(reconciler_->Delete(repo_).ok());
+  EXPECT_TRUE(storage_->List(KeyOf(repo_))->empty());
+  EXPECT_FALSE(fs::exists(storage_->root() + "/gitrepository/flux-system/app"));
+  EXPECT_FALSE(fs::exists(cache));
+  EXPECT_FALSE(HubCurrent().has_value());
+  std::vector<v1::ArtifactEvent> events = EventsAfter(seq);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type(), v1::ArtifactEvent::DELETED);
+  EXPECT_EQ(events[0].artifact().digest(), last.digest);
+  EXPECT_EQ(events[0].artifact().source().name(), kName);
+
+  // Deleting again is harmless and silent.
+  EXPECT_TRUE(reconciler_->Delete(repo_).ok());
+  EXPECT_EQ(HubSequence(), seq + 1);
+}
+
+TEST_F(ReconcilerTest, SuspendedSourceIsNotReconciled) {
+  repo_.spec.suspend = true;
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  EXPECT_EQ(git_->resolves(), 0);
+  EXPECT_FALSE(repo_.status.artifact.has_value());
+  EXPECT_EQ(HubSequence(), 0u);
+}
+
+TEST_F(ReconcilerTest, RestoreAnnouncesOnlyArtifactsStillStored) {
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  const GitRepository saved = repo_;
+
+  // A fresh hub, as after a restart.
+  ArtifactEventHub hub2;
+  ReconcilerOptions options;
+  options.cache_root = tmp_ + "/cache";
+  options.work_root = tmp_ + "/tmp";
+  options.advertised_address = kAdvertised;
+  GitRepositoryReconciler restarted(ReconcilerDeps{git_.get(), storage_.get(), &hub2}, options);
+  EXPECT_TRUE(restarted.Restore(saved));
+  v1::SourceReference ref;
+  ref.set_kind(kGitRepositoryKind);
+  ref.set_namespace_(kNamespace);
+  ref.set_name(kName);
+  auto current = hub2.Current(ref);
+  ASSERT_TRUE(current.has_value());
+  EXPECT_EQ(current->digest(), saved.status.artifact->digest);
+  EXPECT_EQ(git_->resolves(), 1) << "restoring does not touch the remote";
+
+  ArtifactEventHub hub3;
+  GitRepositoryReconciler again(ReconcilerDeps{git_.get(), storage_.get(), &hub3}, options);
+  ASSERT_TRUE(storage_->RemoveAll(KeyOf(repo_)).ok());
+  EXPECT_FALSE(again.Restore(saved));
+  EXPECT_FALSE(hub3.Current(ref).has_value());
+  GitRepository no_artifact = saved;
+  no_artifact.status.artifact.reset();
+  EXPECT_FALSE(again.Restore(no_artifact));
+}
+
+}  // namespace
+}  // namespace gitops::source
