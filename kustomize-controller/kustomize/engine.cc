@@ -682,6 +682,8 @@ struct Engine::Target {
         for (size_t i : idx) {
           RETURN_IF_ERROR(Annotate(ApplyJson6902((*ra)[i].obj, docs[0]),
                                    absl::StrCat("applying JSON patch to ", (*ra)[i].name())));
+          // kustomize rebuilds the object from JSON: no node is shared anymore.
+          ClearShared((*ra)[i].obj);
         }
         continue;
       }
@@ -718,7 +720,10 @@ struct Engine::Target {
         return absl::InvalidArgumentError("json6902 patch must be a list of operations");
       }
       ASSIGN_OR_RETURN(std::vector<size_t> idx, Select(*ra, ParseSelector(*target)));
-      for (size_t i : idx) RETURN_IF_ERROR(ApplyJson6902((*ra)[i].obj, docs[0]));
+      for (size_t i : idx) {
+        RETURN_IF_ERROR(ApplyJson6902((*ra)[i].obj, docs[0]));
+        ClearShared((*ra)[i].obj);
+      }
     }
     return absl::OkStatus();
   }
@@ -817,6 +822,15 @@ struct Engine::Target {
       for (Resource& r : *ra) PropagateShared(r.obj, updated);
     }
     return absl::OkStatus();
+  }
+
+  static void ClearShared(Node& n) {
+    n.set_share_id(0);
+    if (n.IsMap()) {
+      for (auto& e : n.entries()) ClearShared(e.second);
+    } else if (n.IsSeq()) {
+      for (Node& item : n.items()) ClearShared(item);
+    }
   }
 
   static void PropagateShared(Node& n, const std::unordered_map<uint32_t, std::string>& updated) {
@@ -972,6 +986,9 @@ struct Engine::Target {
           if (image == nullptr || !image->IsScalar() || image->IsNull()) continue;
           if (ImageMatches(image->scalar(), rule.name)) {
             *image = Node::String(UpdateImage(image->scalar(), rule));
+            // kustomize's image setter leaves the node without a tag, so a
+            // later replacement re-reads the text's type.
+            image->set_untagged(true);
           }
         }
       }
@@ -997,6 +1014,7 @@ struct Engine::Target {
           RETURN_IF_ERROR(ApplyFieldSpec(r.obj, fs, Node::Kind::kString, [&](Node& n) {
             if (n.IsScalar() && !n.IsNull() && ImageMatches(n.scalar(), rule.name)) {
               n = Node::String(UpdateImage(n.scalar(), rule));
+              n.set_untagged(true);
             }
             return absl::OkStatus();
           }));

@@ -75,6 +75,11 @@ class Node {
   bool plain() const { return plain_; }
   void set_plain(bool v) { plain_ = v; }
 
+  // True for a scalar kustomize holds without a YAML tag (an image its
+  // images transformer rewrote): replacing its text re-reads its type.
+  bool untagged() const { return untagged_; }
+  void set_untagged(bool v) { untagged_ = v; }
+
   // Identity of a label/annotation value node that kustomize inserted into
   // several maps at once (it shares one YAML node between them, so a later
   // in-place update of one shows in all). 0 when not shared.
@@ -91,6 +96,7 @@ class Node {
   Kind kind_ = Kind::kNull;
   bool yaml11_non_string_ = false;
   bool plain_ = false;
+  bool untagged_ = false;
   uint32_t share_id_ = 0;
   std::string scalar_;
   std::vector<Entry> entries_;

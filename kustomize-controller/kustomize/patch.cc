@@ -137,7 +137,11 @@ ListRule ListRuleFor(Type t, const std::string& f) {
 
 bool IsDirectiveKey(const std::string& k) { return !k.empty() && k[0] == '$'; }
 
+// A value copied from a patch (kept as a seam; patch values keep their tag).
+Node FromPatch(const Node& n) { return n; }
+
 Node StripDirectives(const Node& n) {
+  if (n.IsScalar()) return FromPatch(n);
   if (n.IsMap()) {
     Node out = Node::Map();
     for (const auto& e : n.entries()) {
@@ -278,7 +282,7 @@ absl::Status MergeMap(Node& target, const Node& patch, Type type) {
       }
       RETURN_IF_ERROR(MergeList(*tv, pv, ListRuleFor(type, k)));
     } else {
-      target[k] = pv;
+      target[k] = FromPatch(pv);
     }
   }
   return absl::OkStatus();

@@ -201,6 +201,10 @@ FieldOptions ParseOptions(const Node* n) {
 // kustomize replaces a scalar's text in place and keeps its type: "3" into
 // `replicas: 1` stays an int, "1.25" into a string stays a string.
 void SetScalarText(Node& target, const std::string& text) {
+  if (target.untagged()) {
+    target = ResolvePlainScalar(text);
+    return;
+  }
   switch (target.kind()) {
     case Node::Kind::kString:
       target = Node::String(text);

@@ -87,6 +87,10 @@ def configmap(r, n):
 
 def misc(r, n):
     return r.choice([
+        f"apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {n}\nspec:\n  tls:\n  - secretName: {n}-tls\n  rules:\n  - http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: {n}\n            port:\n              number: 80\n",
+        f"apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: {n}\nspec:\n  scaleTargetRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: {n}\n  maxReplicas: {r.randint(2, 9)}\n",
+        f"apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: {n}\nspec:\n  serviceName: {n}\n  selector:\n    matchLabels:\n      app: {n}\n  template:\n    metadata:\n      labels:\n        app: {n}\n    spec:\n      containers:\n      - name: main\n        image: redis:7\n  volumeClaimTemplates:\n  - metadata:\n      name: data\n    spec:\n      accessModes: [ReadWriteOnce]\n",
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}-text\ndata:\n  script: |\n    #!/bin/sh\n    echo {q(scalar(r))}\n  long: {q(' '.join(r.choice(WORDS) for _ in range(r.randint(5, 30))))}\n  num: {r.choice(['1', '1.50', '0x1F', '017', '1e3', 'true', '~', '2024-05-06'])}\n",
         f"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {n}\n",
         f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {n}\ntype: Opaque\ndata:\n  a: YQ==\n",
         f"apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {n}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: {n}\nsubjects:\n- kind: ServiceAccount\n  name: {n}\n",
@@ -133,6 +137,26 @@ def kustomization(r, resources, gens, allow_ns=True):
         k += "sortOptions:\n  order: fifo\n"
     if r.random() < 0.3:
         k += f"patches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: add\n      path: /metadata/annotations/patched\n      value: {q(r.choice(WORDS))}\n"
+    if r.random() < 0.15:
+        k += ("patches:\n" if "patches:" not in k else "") + f"""- target:
+    kind: Deployment
+  patch: |-
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata:
+      name: x
+    spec:
+      template:
+        spec:
+          volumes:
+          - name: c
+            $patch: delete
+          containers:
+          - name: main
+            ports:
+            - containerPort: {r.choice([80, 8080, 9090, 7000])}
+              name: p{r.randint(0, 9)}
+"""
     if r.random() < 0.3:
         k += ("patches:\n" if "patches:" not in k else "") + f"""- target:
     kind: Deployment
