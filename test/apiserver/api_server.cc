@@ -291,6 +291,7 @@ class ApiServer::Impl {
   std::thread thread_;
   int port_ = 0;
   std::string ca_pem_;
+  std::string client_cert_pem_, client_key_pem_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -327,10 +328,23 @@ absl::Status ApiServer::Impl::Start() {
     EVP_PKEY* key = PEM_read_bio_PrivateKey(kbio, nullptr, nullptr, nullptr);
     BIO_free(kbio);
     if (cert == nullptr || key == nullptr) return absl::InternalError("load serving certificate");
-    server_ = std::make_unique<httplib::SSLServer>(cert, key);
+    if (options_.client_cert_auth) {
+      client_cert_pem_ = certs->client_cert_pem;
+      client_key_pem_ = certs->client_key_pem;
+      BIO* cabio = BIO_new_mem_buf(certs->ca_pem.data(), static_cast<int>(certs->ca_pem.size()));
+      X509* ca = PEM_read_bio_X509(cabio, nullptr, nullptr, nullptr);
+      BIO_free(cabio);
+      X509_STORE* store = X509_STORE_new();  // owned by the SSL context
+      X509_STORE_add_cert(store, ca);
+      X509_free(ca);
+      server_ = std::make_unique<httplib::SSLServer>(cert, key, store);
+      options_.token.clear();
+    } else {
+      server_ = std::make_unique<httplib::SSLServer>(cert, key);
+      if (options_.token.empty()) options_.token = absl::StrCat("test-token-", RandomSuffix(24));
+    }
     X509_free(cert);
     EVP_PKEY_free(key);
-    if (options_.token.empty()) options_.token = absl::StrCat("test-token-", RandomSuffix(24));
   }
   if (!server_->is_valid()) return absl::InternalError("http server is not valid");
   server_->new_task_queue = [] { return new httplib::ThreadPool(256); };
@@ -389,8 +403,13 @@ std::string ApiServer::Impl::Kubeconfig() const {
     absl::StrAppend(&cluster, "    certificate-authority-data: ", absl::Base64Escape(ca_pem_),
                     "\n");
   }
-  std::string user =
-      options_.token.empty() ? "{}\n" : absl::StrCat("\n    token: ", options_.token, "\n");
+  std::string user = "{}\n";
+  if (!client_cert_pem_.empty()) {
+    user = absl::StrCat("\n    client-certificate-data: ", absl::Base64Escape(client_cert_pem_),
+                        "\n    client-key-data: ", absl::Base64Escape(client_key_pem_), "\n");
+  } else if (!options_.token.empty()) {
+    user = absl::StrCat("\n    token: ", options_.token, "\n");
+  }
   return absl::StrCat(
       "apiVersion: v1\nkind: Config\nclusters:\n- name: test-apiserver\n  cluster:\n", cluster,
       "contexts:\n- name: test-apiserver\n  context:\n    cluster: test-apiserver\n"

@@ -35,6 +35,9 @@ struct ApiServerOptions {
   bool plain_http = false;
   // Bearer token every request must carry; generated when empty and HTTPS.
   std::string token;
+  // HTTPS only: require a client certificate signed by the server's CA
+  // instead of a token; the kubeconfig carries a generated one.
+  bool client_cert_auth = false;
   // Watch events kept for resuming; older resourceVersions get 410 Gone.
   size_t event_history = 10000;
 };

@@ -20,6 +20,8 @@ ABSL_FLAG(std::string, host, "127.0.0.1", "address to listen on");
 ABSL_FLAG(std::string, kubeconfig_out, "", "where to write the kubeconfig");
 ABSL_FLAG(bool, plain_http, false, "serve plain HTTP without authentication");
 ABSL_FLAG(std::string, token, "", "bearer token to require (generated when empty)");
+ABSL_FLAG(bool, client_cert_auth, false,
+          "require a client certificate (written to the kubeconfig) instead of a token");
 ABSL_FLAG(int, event_history, 10000, "watch events kept for resuming");
 
 int main(int argc, char** argv) {
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
   options.port = absl::GetFlag(FLAGS_port);
   options.plain_http = absl::GetFlag(FLAGS_plain_http);
   options.token = absl::GetFlag(FLAGS_token);
+  options.client_cert_auth = absl::GetFlag(FLAGS_client_cert_auth);
   options.event_history = static_cast<size_t>(absl::GetFlag(FLAGS_event_history));
   auto server = gitops::testing::ApiServer::Start(options);
   if (!server.ok()) {

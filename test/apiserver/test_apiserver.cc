@@ -34,6 +34,7 @@ absl::Status TestApiServer::Launch() {
                                    "--kubeconfig-out=" + kubeconfig_path_};
   if (options_.plain_http) argv.push_back("--plain-http");
   if (!options_.token.empty()) argv.push_back("--token=" + options_.token);
+  if (options_.client_cert_auth) argv.push_back("--client-cert-auth");
   auto proc = Subprocess::Start(argv, {}, dir_ + "/server.log");
   if (!proc.ok()) return proc.status();
   process_ = std::move(*proc);

@@ -26,8 +26,9 @@ class TestApiServer {
  public:
   struct Options {
     bool plain_http = false;
-    int port = 0;       // 0 picks a free port
-    std::string token;  // HTTPS bearer token; generated when empty
+    int port = 0;                   // 0 picks a free port
+    std::string token;              // HTTPS bearer token; generated when empty
+    bool client_cert_auth = false;  // HTTPS with client certificates, no token
   };
   static absl::StatusOr<std::unique_ptr<TestApiServer>> Start(Options options);
   static absl::StatusOr<std::unique_ptr<TestApiServer>> Start() { return Start(Options{}); }

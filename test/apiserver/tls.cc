@@ -33,7 +33,9 @@ bool AddExt(X509* cert, X509* issuer, int nid, const char* value) {
   return ext != nullptr && X509_add_ext(cert, ext.get(), -1) == 1;
 }
 
-Ptr<X509> NewCert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, bool ca) {
+enum class Usage { kCa, kServer, kClient };
+
+Ptr<X509> NewCert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, Usage usage) {
   Ptr<X509> cert(X509_new());
   X509_set_version(cert.get(), 2);
   unsigned char serial[16];
@@ -51,10 +53,18 @@ Ptr<X509> NewCert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_
   X509* signer = issuer ? issuer : cert.get();
   X509_set_issuer_name(cert.get(), X509_get_subject_name(signer));
   bool ok = true;
-  if (ca) {
+  if (usage == Usage::kClient) {
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("system:masters"), -1, -1, 0);
+  }
+  if (usage == Usage::kCa) {
     ok = ok && AddExt(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE");
     ok = ok && AddExt(cert.get(), signer, NID_key_usage, "critical,keyCertSign,cRLSign");
     ok = ok && AddExt(cert.get(), signer, NID_subject_key_identifier, "hash");
+  } else if (usage == Usage::kClient) {
+    ok = ok && AddExt(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
+    ok = ok && AddExt(cert.get(), signer, NID_key_usage, "critical,digitalSignature");
+    ok = ok && AddExt(cert.get(), signer, NID_ext_key_usage, "clientAuth");
   } else {
     ok = ok && AddExt(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
     ok = ok && AddExt(cert.get(), signer, NID_key_usage, "critical,digitalSignature");
@@ -88,11 +98,18 @@ absl::StatusOr<ServingCertificates> GenerateServingCertificates() {
   Ptr<EVP_PKEY> ca_key = NewKey();
   Ptr<EVP_PKEY> server_key = NewKey();
   if (!ca_key || !server_key) return absl::InternalError("generate EC keys failed");
-  Ptr<X509> ca = NewCert("test-apiserver-ca", ca_key.get(), nullptr, ca_key.get(), true);
+  Ptr<X509> ca = NewCert("test-apiserver-ca", ca_key.get(), nullptr, ca_key.get(), Usage::kCa);
   if (!ca) return absl::InternalError("self-sign CA certificate failed");
-  Ptr<X509> cert = NewCert("test-apiserver", server_key.get(), ca.get(), ca_key.get(), false);
+  Ptr<X509> cert =
+      NewCert("test-apiserver", server_key.get(), ca.get(), ca_key.get(), Usage::kServer);
   if (!cert) return absl::InternalError("sign serving certificate failed");
-  return ServingCertificates{CertPem(ca.get()), CertPem(cert.get()), KeyPem(server_key.get())};
+  Ptr<EVP_PKEY> client_key = NewKey();
+  if (!client_key) return absl::InternalError("generate EC keys failed");
+  Ptr<X509> client =
+      NewCert("test-admin", client_key.get(), ca.get(), ca_key.get(), Usage::kClient);
+  if (!client) return absl::InternalError("sign client certificate failed");
+  return ServingCertificates{CertPem(ca.get()), CertPem(cert.get()), KeyPem(server_key.get()),
+                             CertPem(client.get()), KeyPem(client_key.get())};
 }
 
 }  // namespace gitops::testing

@@ -10,9 +10,11 @@
 namespace gitops::testing {
 
 struct ServingCertificates {
-  std::string ca_pem;    // the CA certificate clients trust
-  std::string cert_pem;  // the server certificate, signed by the CA
-  std::string key_pem;   // the server's private key (PKCS#8)
+  std::string ca_pem;           // the CA certificate clients trust
+  std::string cert_pem;         // the server certificate, signed by the CA
+  std::string key_pem;          // the server's private key (PKCS#8)
+  std::string client_cert_pem;  // a client certificate (CN=test-admin, O=system:masters)
+  std::string client_key_pem;
 };
 
 // Generates a fresh ECDSA P-256 CA and server certificate valid for a day.

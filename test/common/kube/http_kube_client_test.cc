@@ -437,5 +437,26 @@ TEST_F(HttpKubeClientTest, WrongTokenIsUnauthenticated) {
   EXPECT_EQ(got.status().code(), absl::StatusCode::kUnauthenticated) << got.status();
 }
 
+TEST(HttpKubeClientCertTest, ClientCertificateAuthenticates) {
+  auto server = TestApiServer::Start({.client_cert_auth = true});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto cfg = LoadKubeConfigFile((*server)->kubeconfig_path());
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_TRUE(cfg->bearer_token.empty());
+  ASSERT_FALSE(cfg->client_cert_pem.empty());
+  auto client = HttpKubeClient::Create(*cfg);
+  ASSERT_TRUE(client.ok());
+  EXPECT_TRUE((*client)->Get({"", "v1", "Namespace"}, "", "default").ok());
+  KubeConfig anonymous = *cfg;
+  anonymous.client_cert_pem.clear();
+  anonymous.client_key_pem.clear();
+  auto no_cert = HttpKubeClient::Create(anonymous, {.max_attempts = 1});
+  ASSERT_TRUE(no_cert.ok());
+  EXPECT_FALSE((*no_cert)->Get({"", "v1", "Namespace"}, "", "default").ok());
+  auto kubectl = (*server)->Kubectl({"get", "ns", "default", "-o", "name"});
+  ASSERT_TRUE(kubectl.ok()) << kubectl.status();
+  EXPECT_EQ(*kubectl, "namespace/default\n");
+}
+
 }  // namespace
 }  // namespace gitops::common
