@@ -24,6 +24,12 @@ std::string ObjectKey(const json& obj) {
   return ns.empty() ? name : ns + "/" + name;
 }
 
+std::pair<std::string, std::string> SplitObjectKey(absl::string_view key) {
+  size_t slash = key.find('/');
+  if (slash == absl::string_view::npos) return {"", std::string(key)};
+  return {std::string(key.substr(0, slash)), std::string(key.substr(slash + 1))};
+}
+
 Informer::Informer(KubeClient& client, InformerOptions options, InformerHandlers handlers)
     : client_(client), options_(std::move(options)), handlers_(std::move(handlers)) {}
 

@@ -15,8 +15,10 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -44,6 +46,8 @@ struct InformerOptions {
 
 // "namespace/name", or "name" for cluster-scoped objects.
 std::string ObjectKey(const nlohmann::json& obj);
+// The inverse: {namespace, name} ({"", name} for cluster-scoped keys).
+std::pair<std::string, std::string> SplitObjectKey(absl::string_view key);
 
 class Informer {
  public:

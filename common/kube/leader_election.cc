@@ -167,4 +167,18 @@ absl::Status LeaderElector::Run(const std::atomic<bool>& stop) {
   return result;
 }
 
+absl::Status RunWithLeaderElection(KubeClient& client, const LeaderElectionConfig* config,
+                                   const std::function<void()>& start,
+                                   const std::function<void()>& stop,
+                                   const std::atomic<bool>& shutdown) {
+  if (config == nullptr) {
+    if (start) start();
+    while (!shutdown.load()) absl::SleepFor(absl::Milliseconds(50));
+    if (stop) stop();
+    return absl::OkStatus();
+  }
+  LeaderElector elector(client, *config, {start, stop, nullptr});
+  return elector.Run(shutdown);
+}
+
 }  // namespace gitops::common

@@ -60,6 +60,16 @@ class LeaderElector {
   std::string last_leader_;
 };
 
+// Runs `start` once this process may work and `stop` when it must stop, then
+// returns. With `config` null (no --enable-leader-election) `start` runs at
+// once and `stop` after `shutdown` is set; OK. With a config, `start` runs on
+// acquiring the lease; losing it calls `stop` and returns Aborted (the
+// caller should exit, like controller-runtime), `shutdown` releases it.
+absl::Status RunWithLeaderElection(KubeClient& client, const LeaderElectionConfig* config,
+                                   const std::function<void()>& start,
+                                   const std::function<void()>& stop,
+                                   const std::atomic<bool>& shutdown);
+
 }  // namespace gitops::common
 
 #endif  // GITOPS_COMMON_KUBE_LEADER_ELECTION_H_

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/controller/informer.h"
 #include "gtest/gtest.h"
 
 namespace gitops::common {
@@ -152,6 +153,15 @@ TEST(WorkQueueTest, ConcurrentWorkersNeverShareAKeyAndLoseNone) {
     ASSERT_TRUE(last_started.count(key)) << key;
     EXPECT_GT(last_started[key], added) << key << " lost its last add";
   }
+}
+
+TEST(ObjectKeyTest, SplitsNamespacedAndClusterKeys) {
+  nlohmann::json obj = {{"metadata", {{"name", "apps"}, {"namespace", "flux-system"}}}};
+  EXPECT_EQ(ObjectKey(obj), "flux-system/apps");
+  EXPECT_EQ(SplitObjectKey("flux-system/apps"),
+            std::make_pair(std::string("flux-system"), std::string("apps")));
+  EXPECT_EQ(SplitObjectKey("cluster-thing"),
+            std::make_pair(std::string(), std::string("cluster-thing")));
 }
 
 }  // namespace

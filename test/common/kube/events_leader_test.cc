@@ -120,6 +120,22 @@ TEST_F(LeaderElectionTest, OnlyOneOfTwoCandidatesLeads) {
   EXPECT_EQ(lease->at("spec").value("holderIdentity", "x"), "") << "released on stop";
 }
 
+TEST_F(LeaderElectionTest, WithoutElectionStartsAtOnceAndStopsOnShutdown) {
+  std::atomic<bool> shutdown{false};
+  std::atomic<int> started{0}, stopped{0};
+  std::thread t([&] {
+    EXPECT_TRUE(RunWithLeaderElection(
+                    *client_, nullptr, [&] { started++; }, [&] { stopped++; }, shutdown)
+                    .ok());
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(started.load(), 1);
+  EXPECT_EQ(stopped.load(), 0);
+  shutdown = true;
+  t.join();
+  EXPECT_EQ(stopped.load(), 1);
+}
+
 // Two processes: one leads; when it dies without releasing, the other takes
 // over within the lease duration.
 TEST_F(LeaderElectionTest, SecondProcessTakesOverWhenLeaderDies) {
