@@ -122,7 +122,8 @@ int Watch() {
     common::LogError("invalid options", {{"error", client.status().message()}});
     return 2;
   }
-  WatchFilter filter{absl::GetFlag(FLAGS_kind), absl::GetFlag(FLAGS_namespace), absl::GetFlag(FLAGS_name)};
+  WatchFilter filter{absl::GetFlag(FLAGS_kind), absl::GetFlag(FLAGS_namespace),
+                     absl::GetFlag(FLAGS_name)};
   return RunUntilSignal(
       [&] {
         (*client)->Watch(filter, [](const WatchEvent& e) {
@@ -140,8 +141,10 @@ int Fetch(const std::string& dir) {
     common::LogError("invalid options", {{"error", client.status().message()}});
     return 2;
   }
-  std::string kind = absl::GetFlag(FLAGS_kind).empty() ? "GitRepository" : absl::GetFlag(FLAGS_kind);
-  std::string ns = absl::GetFlag(FLAGS_namespace).empty() ? "default" : absl::GetFlag(FLAGS_namespace);
+  std::string kind =
+      absl::GetFlag(FLAGS_kind).empty() ? "GitRepository" : absl::GetFlag(FLAGS_kind);
+  std::string ns =
+      absl::GetFlag(FLAGS_namespace).empty() ? "default" : absl::GetFlag(FLAGS_namespace);
   if (absl::GetFlag(FLAGS_name).empty()) {
     fprintf(stderr, "fetch: --name is required\n");
     return 2;
@@ -181,15 +184,15 @@ int Fetch(const std::string& dir) {
           }
         }
         if (!s.ok()) {
-          common::LogError("fetch failed", {{"source", artifact->SourceId()}, {"error", s.message()}});
+          common::LogError("fetch failed",
+                           {{"source", artifact->SourceId()}, {"error", s.message()}});
           return;
         }
-        common::LogInfo("artifact fetched and verified",
-                        {{"source", artifact->SourceId()},
-                         {"revision", artifact->revision},
-                         {"digest", artifact->digest},
-                         {"tarball", tarball},
-                         {"dir", dir}});
+        common::LogInfo("artifact fetched and verified", {{"source", artifact->SourceId()},
+                                                          {"revision", artifact->revision},
+                                                          {"digest", artifact->digest},
+                                                          {"tarball", tarball},
+                                                          {"dir", dir}});
         rc = 0;
       },
       [&] { (*client)->Stop(); });
@@ -205,7 +208,8 @@ int Run() {
     common::LogError("invalid options", {{"error", client.status().message()}});
     return 2;
   }
-  auto cache = ArtifactCache::Create(absl::GetFlag(FLAGS_artifact_cache_path), client->get(), Limits());
+  auto cache =
+      ArtifactCache::Create(absl::GetFlag(FLAGS_artifact_cache_path), client->get(), Limits());
   if (!cache.ok()) {
     common::LogError("cannot create artifact cache", {{"error", cache.status().message()}});
     return 1;
@@ -238,15 +242,16 @@ int Run() {
   }
   auto grpc_health = HealthServer::Start(absl::GetFlag(FLAGS_grpc_addr));
   if (!grpc_health.ok()) {
-    common::LogError("cannot start gRPC health service", {{"error", grpc_health.status().message()}});
+    common::LogError("cannot start gRPC health service",
+                     {{"error", grpc_health.status().message()}});
     return 1;
   }
   common::LogInfo("kustomize-controller started",
                   {{"source_addr", absl::GetFlag(FLAGS_source_addr)},
                    {"grpc_port", std::to_string((*grpc_health)->port())},
                    {"metrics_port", std::to_string((*metrics_http)->port())},
-                   {"health_port", std::to_string(health_http ? health_http->port()
-                                                              : (*metrics_http)->port())}});
+                   {"health_port",
+                    std::to_string(health_http ? health_http->port() : (*metrics_http)->port())}});
   int rc = RunUntilSignal(
       [&] {
         (*client)->Watch(WatchFilter{}, [&](const WatchEvent& e) {
@@ -283,7 +288,8 @@ int Run() {
 
 int main(int argc, char** argv) {
   gitops::common::BlockShutdownSignals();
-  std::vector<std::string> args = gitops::common::ParseFlags(argc, argv,
+  std::vector<std::string> args = gitops::common::ParseFlags(
+      argc, argv,
       "Flux-compatible kustomize-controller.\n\n"
       "  kustomize-controller [--source-addr=HOST:PORT]    keep the artifact cache in sync\n"
       "  kustomize-controller watch [--kind= --namespace= --name=]   print artifact events\n"

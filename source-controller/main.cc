@@ -49,7 +49,8 @@ int Run() {
   auto level = common::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
   auto encoding = common::ParseLogEncoding(absl::GetFlag(FLAGS_log_encoding));
   if (!level.ok() || !encoding.ok()) {
-    fprintf(stderr, "%s\n", std::string((!level.ok() ? level.status() : encoding.status()).message()).c_str());
+    fprintf(stderr, "%s\n",
+            std::string((!level.ok() ? level.status() : encoding.status()).message()).c_str());
     return 2;
   }
   common::InitLogging("source-controller", *level, *encoding);
@@ -62,10 +63,9 @@ int Run() {
   if (!ttl.ok()) return fail("invalid --artifact-retention-ttl", ttl.status());
   const std::string sources_file = absl::GetFlag(FLAGS_sources_file);
   if (sources_file.empty()) {
-    return fail("cannot start",
-                absl::UnimplementedError(
-                    "Kubernetes mode is not available in this build yet; run with "
-                    "--sources-file=FILE (cluster-less mode)"));
+    return fail("cannot start", absl::UnimplementedError(
+                                    "Kubernetes mode is not available in this build yet; run with "
+                                    "--sources-file=FILE (cluster-less mode)"));
   }
 
   const fs::path storage_root = absl::GetFlag(FLAGS_storage_path);
@@ -121,14 +121,14 @@ int Run() {
     if (!h.ok()) return fail("cannot serve health probes", h.status());
     health_http = std::move(*h);
   }
-  common::LogInfo("source-controller started",
-                  {{"grpc_port", std::to_string((*server)->port())},
-                   {"metrics_port", std::to_string((*metrics_http)->port())},
-                   {"health_port", std::to_string(health_http ? health_http->port()
-                                                              : (*metrics_http)->port())},
-                   {"storage_path", storage_root.string()},
-                   {"storage_adv_addr", adv},
-                   {"sources_file", sources_file}});
+  common::LogInfo(
+      "source-controller started",
+      {{"grpc_port", std::to_string((*server)->port())},
+       {"metrics_port", std::to_string((*metrics_http)->port())},
+       {"health_port", std::to_string(health_http ? health_http->port() : (*metrics_http)->port())},
+       {"storage_path", storage_root.string()},
+       {"storage_adv_addr", adv},
+       {"sources_file", sources_file}});
 
   std::string sig = common::WaitForShutdownSignal();
   common::LogInfo("shutting down", {{"signal", sig}});

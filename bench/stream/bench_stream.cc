@@ -107,7 +107,9 @@ int Main(int argc, char** argv) {
   std::filesystem::create_directories(dir + "/www");
   // Incompressible bytes: the transfer, not compression, is measured.
   for (auto [path, size] : {std::pair<std::string, int>{file, mb}, {small, small_mb}}) {
-    if (!RunCommand({"sh", "-c", absl::StrCat("head -c ", int64_t{size} << 20, " /dev/urandom > ", path)}).ok()) {
+    if (!RunCommand(
+             {"sh", "-c", absl::StrCat("head -c ", int64_t{size} << 20, " /dev/urandom > ", path)})
+             .ok()) {
       return 1;
     }
   }
@@ -142,8 +144,8 @@ int Main(int argc, char** argv) {
   long max_rss = 0;
   for (int i = 0; i < runs; ++i) {
     std::filesystem::remove(dir + "/grpc.tar.gz");
-    Run g = Measure({kc, "fetch", "--source-addr=127.0.0.1:" + port, "--namespace=bench", "--name=artifact",
-                     "--log-level=error", dir + "/grpc.tar.gz"});
+    Run g = Measure({kc, "fetch", "--source-addr=127.0.0.1:" + port, "--namespace=bench",
+                     "--name=artifact", "--log-level=error", dir + "/grpc.tar.gz"});
     std::filesystem::remove(dir + "/curl.tar.gz");
     Run c = Measure({"curl", "-sf", "-o", dir + "/curl.tar.gz",
                      absl::StrCat("http://127.0.0.1:", nginx_port, "/artifact.tar.gz")});
@@ -161,13 +163,18 @@ int Main(int argc, char** argv) {
   }
   double grpc_mbps = mb / best_grpc.seconds;
   double curl_mbps = mb / best_curl.seconds;
-  printf("| gRPC artifact stream, %d MiB (fetch + sha256 verify) | %.0f MiB/s | curl from nginx: %.0f MiB/s | %.2f | >= 0.80 |\n",
-         mb, grpc_mbps, curl_mbps, grpc_mbps / curl_mbps);
-  printf("| subscriber peak RSS during a %d MiB fetch | %.1f MB | curl: %.1f MB | %.2f | < 64 MB |\n", mb,
-         max_rss / 1024.0, best_curl.max_rss_kb / 1024.0, (double)max_rss / best_curl.max_rss_kb);
-  printf("| subscriber peak RSS, %d MiB vs %d MiB artifact | %.1f MB | same client, %d MiB: %.1f MB | %.2f | ~1.0 (flat) |\n",
-         mb, small_mb, max_rss / 1024.0, small_mb, small_run.max_rss_kb / 1024.0,
-         (double)max_rss / std::max(1L, small_run.max_rss_kb));
+  printf(
+      "| gRPC artifact stream, %d MiB (fetch + sha256 verify) | %.0f MiB/s | curl from nginx: %.0f "
+      "MiB/s | %.2f | >= 0.80 |\n",
+      mb, grpc_mbps, curl_mbps, grpc_mbps / curl_mbps);
+  printf(
+      "| subscriber peak RSS during a %d MiB fetch | %.1f MB | curl: %.1f MB | %.2f | < 64 MB |\n",
+      mb, max_rss / 1024.0, best_curl.max_rss_kb / 1024.0, (double)max_rss / best_curl.max_rss_kb);
+  printf(
+      "| subscriber peak RSS, %d MiB vs %d MiB artifact | %.1f MB | same client, %d MiB: %.1f MB | "
+      "%.2f | ~1.0 (flat) |\n",
+      mb, small_mb, max_rss / 1024.0, small_mb, small_run.max_rss_kb / 1024.0,
+      (double)max_rss / std::max(1L, small_run.max_rss_kb));
   (*server)->Signal(SIGTERM);
   (*server)->Wait(absl::Seconds(5)).IgnoreError();
   (*nginx)->Signal(SIGQUIT);

@@ -40,7 +40,8 @@ std::string FormatValue(double v) {
   return absl::StrFormat("%.9g", v);
 }
 
-std::string WithLabels(absl::string_view name, absl::string_view key, absl::string_view extra = "") {
+std::string WithLabels(absl::string_view name, absl::string_view key,
+                       absl::string_view extra = "") {
   std::string labels(key);
   if (!extra.empty()) {
     if (!labels.empty()) labels.push_back(',');
@@ -143,8 +144,8 @@ std::string Metrics::Render() const {
       }
       absl::StrAppend(&out, WithLabels(absl::StrCat(name, "_bucket"), key, "le=\"+Inf\""), " ",
                       s.count, "\n");
-      absl::StrAppend(&out, WithLabels(absl::StrCat(name, "_sum"), key), " ",
-                      FormatValue(s.sum), "\n");
+      absl::StrAppend(&out, WithLabels(absl::StrCat(name, "_sum"), key), " ", FormatValue(s.sum),
+                      "\n");
       absl::StrAppend(&out, WithLabels(absl::StrCat(name, "_count"), key), " ", s.count, "\n");
     }
   }

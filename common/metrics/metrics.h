@@ -29,8 +29,7 @@ class Metrics {
   // ignored. Histograms take upper bounds in ascending order.
   void DefineCounter(absl::string_view name, absl::string_view help);
   void DefineGauge(absl::string_view name, absl::string_view help);
-  void DefineHistogram(absl::string_view name, absl::string_view help,
-                       std::vector<double> buckets);
+  void DefineHistogram(absl::string_view name, absl::string_view help, std::vector<double> buckets);
 
   // Updates one series; an undeclared name is declared untyped-as-given.
   void Add(absl::string_view name, const MetricLabels& labels, double value = 1);

@@ -21,8 +21,7 @@ void PrintHelp(absl::string_view usage) {
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (absl::EndsWith(flag->Filename(), "main.cc")) flags.push_back(flag);
   }
-  std::sort(flags.begin(), flags.end(),
-            [](auto* a, auto* b) { return a->Name() < b->Name(); });
+  std::sort(flags.begin(), flags.end(), [](auto* a, auto* b) { return a->Name() < b->Name(); });
   for (const auto* flag : flags) {
     std::string def = flag->DefaultValue();
     printf("  --%s", Dashed(flag->Name()).c_str());
@@ -57,7 +56,8 @@ std::vector<std::string> ParseFlags(int argc, char** argv, absl::string_view usa
   }
   std::vector<char*> ptrs;
   for (auto& a : normalized) ptrs.push_back(a.data());
-  std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(ptrs.size()), ptrs.data());
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(ptrs.size()), ptrs.data());
   return std::vector<std::string>(positional.begin(), positional.end());
 }
 

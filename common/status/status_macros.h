@@ -12,10 +12,10 @@
 #define GITOPS_STATUS_CONCAT_(a, b) GITOPS_STATUS_CONCAT_INNER_(a, b)
 
 // Evaluates `expr` (an absl::Status); returns it from the caller if not OK.
-#define RETURN_IF_ERROR(expr)                          \
-  do {                                                 \
-    ::absl::Status gitops_status_ = (expr);            \
-    if (!gitops_status_.ok()) return gitops_status_;   \
+#define RETURN_IF_ERROR(expr)                        \
+  do {                                               \
+    ::absl::Status gitops_status_ = (expr);          \
+    if (!gitops_status_.ok()) return gitops_status_; \
   } while (0)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status from

@@ -22,8 +22,10 @@ bool IsDocumentMarker(absl::string_view line) {
 
 nlohmann::json ResolvePlainScalar(const std::string& s) {
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-  static const char* kTrue[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"};
-  static const char* kFalse[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N"};
+  static const char* kTrue[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
+                                "on",   "On",   "ON",   "y",   "Y"};
+  static const char* kFalse[] = {"false", "False", "FALSE", "no", "No", "NO",
+                                 "off",   "Off",   "OFF",   "n",  "N"};
   for (const char* t : kTrue) {
     if (s == t) return true;
   }
@@ -149,8 +151,8 @@ absl::StatusOr<std::vector<nlohmann::json>> ParseYamlDocuments(absl::string_view
     try {
       node = YAML::Load(doc.text);
     } catch (const YAML::Exception& e) {
-      return absl::InvalidArgumentError(absl::StrCat(source, ":", doc.first_line + e.mark.line,
-                                                     ": invalid YAML: ", e.msg));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":", doc.first_line + e.mark.line, ": invalid YAML: ", e.msg));
     } catch (const std::exception& e) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": invalid YAML: ", e.what()));
     }

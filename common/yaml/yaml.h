@@ -4,10 +4,9 @@
 #ifndef GITOPS_COMMON_YAML_YAML_H_
 #define GITOPS_COMMON_YAML_YAML_H_
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"

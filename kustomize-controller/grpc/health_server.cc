@@ -86,7 +86,8 @@ class GrpcHealthServer : public HealthServer {
                              grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
-    if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+    if (!server_ || port_ == 0)
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
     return absl::OkStatus();
   }
   int port() const override { return port_; }

@@ -682,7 +682,6 @@ struct Engine::Target {
         for (size_t i : idx) {
           RETURN_IF_ERROR(Annotate(ApplyJson6902((*ra)[i].obj, docs[0]),
                                    absl::StrCat("applying JSON patch to ", (*ra)[i].name())));
-          // kustomize rebuilds the object from JSON: no node is shared anymore.
           ClearShared((*ra)[i].obj);
         }
         continue;
@@ -824,8 +823,11 @@ struct Engine::Target {
     return absl::OkStatus();
   }
 
+  // After kustomize rebuilds an object from JSON (JSON patches), no node is
+  // shared and every scalar carries its resolved tag again.
   static void ClearShared(Node& n) {
     n.set_share_id(0);
+    n.set_untagged(false);
     if (n.IsMap()) {
       for (auto& e : n.entries()) ClearShared(e.second);
     } else if (n.IsSeq()) {

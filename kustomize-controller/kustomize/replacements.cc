@@ -203,6 +203,7 @@ FieldOptions ParseOptions(const Node* n) {
 void SetScalarText(Node& target, const std::string& text) {
   if (target.untagged()) {
     target = ResolvePlainScalar(text);
+    target.set_untagged(true);
     return;
   }
   switch (target.kind()) {
@@ -349,6 +350,7 @@ absl::Status ApplyToTargets(std::vector<Resource>* ra, const Node& value, const 
           if (found_field.created && v.IsScalar()) {
             // A created field has no type of its own: its text is read again.
             *f = ResolvePlainScalar(v.scalar());
+            f->set_untagged(true);
           } else if (f->IsScalar() && !f->IsNull() && v.IsScalar()) {
             SetScalarText(*f, v.scalar());
           } else {

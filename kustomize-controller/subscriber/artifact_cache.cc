@@ -71,9 +71,9 @@ absl::StatusOr<std::string> ArtifactCache::Populate(const ArtifactRef& artifact,
   fs::remove(tarball, ec);
   if (!extracted.ok()) {
     fs::remove_all(staging, ec);
-    return absl::Status(extracted.code(), absl::StrCat("extract artifact of ", artifact.SourceId(),
-                                                       " (", artifact.revision, "): ",
-                                                       extracted.message()));
+    return absl::Status(extracted.code(),
+                        absl::StrCat("extract artifact of ", artifact.SourceId(), " (",
+                                     artifact.revision, "): ", extracted.message()));
   }
   // The rename publishes the whole tree at once.
   fs::rename(staging, dir, ec);

@@ -66,7 +66,8 @@ absl::StatusOr<std::string> ReadFileText(const std::string& path) {
 // Capped exponential backoff with full jitter in [d/2, d].
 class Backoff {
  public:
-  Backoff(absl::Duration initial, absl::Duration max) : initial_(initial), max_(max), next_(initial) {}
+  Backoff(absl::Duration initial, absl::Duration max)
+      : initial_(initial), max_(max), next_(initial) {}
   absl::Duration Next() {
     absl::Duration d = next_;
     next_ = std::min(next_ * 2, max_);
@@ -97,7 +98,9 @@ bool Transient(grpc::StatusCode code) {
 class GrpcArtifactClient : public ArtifactClient {
  public:
   GrpcArtifactClient(const ArtifactClientOptions& options, std::shared_ptr<grpc::Channel> channel)
-      : options_(options), channel_(std::move(channel)), stub_(v1::ArtifactService::NewStub(channel_)) {}
+      : options_(options),
+        channel_(std::move(channel)),
+        stub_(v1::ArtifactService::NewStub(channel_)) {}
 
   void Watch(const WatchFilter& filter,
              const std::function<void(const WatchEvent&)>& handler) override {
@@ -180,7 +183,8 @@ class GrpcArtifactClient : public ArtifactClient {
     for (grpc::ClientContext* ctx : active_) ctx->TryCancel();
   }
 
-  absl::StatusOr<ArtifactRef> GetArtifact(const std::string& kind, const std::string& namespace_name,
+  absl::StatusOr<ArtifactRef> GetArtifact(const std::string& kind,
+                                          const std::string& namespace_name,
                                           const std::string& name) override {
     v1::GetArtifactRequest req;
     req.mutable_source()->set_kind(kind);
@@ -190,7 +194,8 @@ class GrpcArtifactClient : public ArtifactClient {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::Artifact resp;
     grpc::Status s = stub_->GetArtifact(&ctx, req, &resp);
-    if (!s.ok()) return FromGrpc(s, absl::StrCat("get artifact of ", kind, " ", namespace_name, "/", name));
+    if (!s.ok())
+      return FromGrpc(s, absl::StrCat("get artifact of ", kind, " ", namespace_name, "/", name));
     return FromProto(resp);
   }
 
@@ -205,7 +210,8 @@ class GrpcArtifactClient : public ArtifactClient {
     // The digest is computed as bytes arrive; a resumed download first hashes
     // the part it already has.
     struct stat existing {};
-    if (::stat(part.c_str(), &existing) == 0 && artifact.size > 0 && existing.st_size > artifact.size) {
+    if (::stat(part.c_str(), &existing) == 0 && artifact.size > 0 &&
+        existing.st_size > artifact.size) {
       ::unlink(part.c_str());  // a stale partial file from another artifact
     }
     common::Sha256 hasher;
@@ -253,7 +259,8 @@ class GrpcArtifactClient : public ArtifactClient {
   // Unavailable/Aborted for what a retry may fix.
   // Feeds an existing partial download into the hasher. A partial file
   // longer than any artifact could be is discarded.
-  static absl::Status HashExisting(const std::string& part, common::Sha256* hasher, int64_t* hashed) {
+  static absl::Status HashExisting(const std::string& part, common::Sha256* hasher,
+                                   int64_t* hashed) {
     int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return absl::OkStatus();
     std::vector<char> buf(1 << 20);
@@ -305,7 +312,8 @@ class GrpcArtifactClient : public ArtifactClient {
     while (reader->Read(&chunk)) {
       if (chunk.has_artifact() || chunk.total_size() > 0) total = chunk.total_size();
       if (chunk.offset() != offset) {
-        result = absl::DataLossError(absl::StrCat("chunk at offset ", chunk.offset(), ", expected ", offset));
+        result = absl::DataLossError(
+            absl::StrCat("chunk at offset ", chunk.offset(), ", expected ", offset));
         ctx.TryCancel();
         break;
       }
@@ -330,8 +338,9 @@ class GrpcArtifactClient : public ArtifactClient {
       received += static_cast<int64_t>(data.size());
       common::Metrics::Global().Add(kFetchedBytesMetric, {}, static_cast<double>(data.size()));
       if (options_.max_bytes_per_second > 0) {
-        absl::Time due = started + absl::Seconds(static_cast<double>(received) /
-                                                 static_cast<double>(options_.max_bytes_per_second));
+        absl::Time due =
+            started + absl::Seconds(static_cast<double>(received) /
+                                    static_cast<double>(options_.max_bytes_per_second));
         absl::Time now = absl::Now();
         if (due > now) absl::SleepFor(due - now);
       }
@@ -341,7 +350,8 @@ class GrpcArtifactClient : public ArtifactClient {
     ::close(fd);
     if (!result.ok()) return result;
     if (!status.ok()) {
-      absl::Status s = FromGrpc(status, absl::StrCat("fetch ", artifact.SourceId(), " ", artifact.digest));
+      absl::Status s =
+          FromGrpc(status, absl::StrCat("fetch ", artifact.SourceId(), " ", artifact.digest));
       if (Transient(status.error_code())) return absl::UnavailableError(s.message());
       return s;
     }
@@ -377,17 +387,21 @@ class GrpcArtifactClient : public ArtifactClient {
 
 }  // namespace
 
-std::string ArtifactRef::SourceId() const { return absl::StrCat(kind, "/", namespace_name, "/", name); }
+std::string ArtifactRef::SourceId() const {
+  return absl::StrCat(kind, "/", namespace_name, "/", name);
+}
 
 absl::StatusOr<std::unique_ptr<ArtifactClient>> ArtifactClient::Create(
     const ArtifactClientOptions& options) {
   if (options.source_address.empty()) {
     return absl::InvalidArgumentError("the source-controller address (--source-addr) is empty");
   }
-  common::Metrics::Global().DefineCounter(kMismatchMetric,
-                                          "Fetched artifacts rejected because their digest did not match.");
-  common::Metrics::Global().DefineCounter(kFetchedBytesMetric, "Artifact bytes received over gRPC.");
-  common::Metrics::Global().DefineCounter(kReconnectMetric, "Reconnects of the artifact watch stream.");
+  common::Metrics::Global().DefineCounter(
+      kMismatchMetric, "Fetched artifacts rejected because their digest did not match.");
+  common::Metrics::Global().DefineCounter(kFetchedBytesMetric,
+                                          "Artifact bytes received over gRPC.");
+  common::Metrics::Global().DefineCounter(kReconnectMetric,
+                                          "Reconnects of the artifact watch stream.");
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (!options.tls_ca_file.empty() || !options.tls_cert_file.empty()) {
     grpc::SslCredentialsOptions ssl;

@@ -64,7 +64,8 @@ class ArtifactClient {
  public:
   // InvalidArgument for bad options or unreadable TLS files. Does not
   // connect yet (the channel connects lazily and reconnects by itself).
-  static absl::StatusOr<std::unique_ptr<ArtifactClient>> Create(const ArtifactClientOptions& options);
+  static absl::StatusOr<std::unique_ptr<ArtifactClient>> Create(
+      const ArtifactClientOptions& options);
   virtual ~ArtifactClient() = default;
 
   // Subscribes and calls `handler` on the calling thread for every change,

@@ -67,11 +67,12 @@ absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& m) {
   if (spec.contains("ref") && !spec["ref"].is_null()) {
     const nlohmann::json& ref = spec["ref"];
     if (!ref.is_object()) return Field("spec.ref", "must be an object");
-    for (auto [key, target] : {std::pair<const char*, std::string*>{"branch", &repo.spec.ref.branch},
-                               {"tag", &repo.spec.ref.tag},
-                               {"semver", &repo.spec.ref.semver},
-                               {"name", &repo.spec.ref.name},
-                               {"commit", &repo.spec.ref.commit}}) {
+    for (auto [key, target] :
+         {std::pair<const char*, std::string*>{"branch", &repo.spec.ref.branch},
+          {"tag", &repo.spec.ref.tag},
+          {"semver", &repo.spec.ref.semver},
+          {"name", &repo.spec.ref.name},
+          {"commit", &repo.spec.ref.commit}}) {
       auto v = OptionalString(ref, key, absl::StrCat("spec.ref.", key));
       if (!v.ok()) return v.status();
       *target = *v;
@@ -96,8 +97,8 @@ absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& m) {
     if (!spec["suspend"].is_boolean()) return Field("spec.suspend", "must be a boolean");
     repo.spec.suspend = spec["suspend"].get<bool>();
   }
-  for (const char* unsupported : {"include", "verify", "recurseSubmodules", "sparseCheckout",
-                                  "proxySecretRef"}) {
+  for (const char* unsupported :
+       {"include", "verify", "recurseSubmodules", "sparseCheckout", "proxySecretRef"}) {
     if (spec.contains(unsupported) && !spec[unsupported].is_null() &&
         !(spec[unsupported].is_boolean() && !spec[unsupported].get<bool>())) {
       return Field(absl::StrCat("spec.", unsupported), "not supported yet by this controller");
@@ -109,8 +110,7 @@ absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& m) {
 void SetCondition(std::vector<Condition>& conditions, Condition c, absl::Time now) {
   for (auto& existing : conditions) {
     if (existing.type != c.type) continue;
-    c.last_transition_time =
-        existing.status == c.status ? existing.last_transition_time : now;
+    c.last_transition_time = existing.status == c.status ? existing.last_transition_time : now;
     existing = std::move(c);
     return;
   }
@@ -151,12 +151,9 @@ nlohmann::json StatusToJson(const GitRepositoryStatus& status) {
   nlohmann::json j = nlohmann::json::object();
   if (status.artifact) {
     const ArtifactStatus& a = *status.artifact;
-    j["artifact"] = {{"digest", a.digest},
-                     {"lastUpdateTime", FormatKubeTime(a.last_update_time)},
-                     {"path", a.path},
-                     {"revision", a.revision},
-                     {"size", a.size},
-                     {"url", a.url}};
+    j["artifact"] = {{"digest", a.digest}, {"lastUpdateTime", FormatKubeTime(a.last_update_time)},
+                     {"path", a.path},     {"revision", a.revision},
+                     {"size", a.size},     {"url", a.url}};
   }
   nlohmann::json conds = nlohmann::json::array();
   for (const auto& c : status.conditions) {

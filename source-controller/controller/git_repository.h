@@ -5,11 +5,10 @@
 #define GITOPS_SOURCE_CONTROLLER_CONTROLLER_GIT_REPOSITORY_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

@@ -18,8 +18,8 @@ constexpr char kDurationMetric[] = "gotk_reconcile_duration_seconds";
 constexpr char kConditionMetric[] = "gotk_reconcile_condition";
 
 std::string SpecHash(const GitRepositorySpec& spec) {
-  return common::Sha256Digest(absl::StrCat(spec.url, "\n", spec.ref.branch, "\n", spec.ref.tag, "\n",
-                                           spec.ref.semver, "\n", spec.ref.name, "\n",
+  return common::Sha256Digest(absl::StrCat(spec.url, "\n", spec.ref.branch, "\n", spec.ref.tag,
+                                           "\n", spec.ref.semver, "\n", spec.ref.name, "\n",
                                            spec.ref.commit, "\n", spec.ignore ? "1" : "0",
                                            spec.ignore.value_or("")));
 }
@@ -50,9 +50,11 @@ SourceKey KeyOf(const GitRepository& repo) {
 GitRepositoryReconciler::GitRepositoryReconciler(ReconcilerDeps deps, ReconcilerOptions options)
     : deps_(deps), options_(std::move(options)) {
   auto& m = common::Metrics::Global();
-  m.DefineHistogram(kDurationMetric, "The duration in seconds of a GitOps Toolkit resource reconciliation.",
+  m.DefineHistogram(kDurationMetric,
+                    "The duration in seconds of a GitOps Toolkit resource reconciliation.",
                     common::ReconcileDurationBuckets());
-  m.DefineGauge(kConditionMetric, "The current condition status of a GitOps Toolkit resource reconciliation.");
+  m.DefineGauge(kConditionMetric,
+                "The current condition status of a GitOps Toolkit resource reconciliation.");
 }
 
 std::string GitRepositoryReconciler::ArtifactUrl(const std::string& path) const {
@@ -74,31 +76,31 @@ absl::Status GitRepositoryReconciler::Fail(GitRepository& repo, const absl::Stat
     RemoveCondition(conds, kStalledCondition);
   }
   repo.status.observed_generation = repo.generation;
-  common::LogError("reconciliation failed",
-                   {{"kind", kGitRepositoryKind},
-                    {"namespace", repo.namespace_name},
-                    {"name", repo.name},
-                    {"reason", reason},
-                    {"error", message}});
+  common::LogError("reconciliation failed", {{"kind", kGitRepositoryKind},
+                                             {"namespace", repo.namespace_name},
+                                             {"name", repo.name},
+                                             {"reason", reason},
+                                             {"error", message}});
   return error;
 }
 
 absl::Status GitRepositoryReconciler::Reconcile(GitRepository& repo,
-                                                const GitCredentials& credentials,
-                                                absl::Time now) {
+                                                const GitCredentials& credentials, absl::Time now) {
   absl::Time started = absl::Now();
   struct Record {
     GitRepository& repo;
     absl::Time started;
     ~Record() {
-      common::MetricLabels labels{{"kind", kGitRepositoryKind}, {"name", repo.name},
-                                  {"namespace", repo.namespace_name}};
+      common::MetricLabels labels{
+          {"kind", kGitRepositoryKind}, {"name", repo.name}, {"namespace", repo.namespace_name}};
       common::Metrics::Global().Observe(kDurationMetric, labels,
                                         absl::ToDoubleSeconds(absl::Now() - started));
       const Condition* ready = FindCondition(repo.status.conditions, kReadyCondition);
       for (const char* st : {"True", "False", "Unknown"}) {
-        common::MetricLabels l{{"kind", kGitRepositoryKind}, {"name", repo.name},
-                               {"namespace", repo.namespace_name}, {"type", kReadyCondition},
+        common::MetricLabels l{{"kind", kGitRepositoryKind},
+                               {"name", repo.name},
+                               {"namespace", repo.namespace_name},
+                               {"type", kReadyCondition},
                                {"status", st}};
         common::Metrics::Global().Set(kConditionMetric, l, ready && ready->status == st ? 1 : 0);
       }
@@ -116,8 +118,7 @@ absl::Status GitRepositoryReconciler::Reconcile(GitRepository& repo,
   // Step 1: the cheap remote check.
   auto remote = deps_.git->ResolveRemote(fetch);
   if (!remote.ok()) {
-    return Fail(repo, remote.status(), kFetchFailedCondition,
-                GitReason(remote.status()), now);
+    return Fail(repo, remote.status(), kFetchFailedCondition, GitReason(remote.status()), now);
   }
 
   // Step 2: nothing moved, the spec that shapes the artifact is the same and
@@ -130,23 +131,28 @@ absl::Status GitRepositoryReconciler::Reconcile(GitRepository& repo,
     if (reader.ok()) {
       std::string msg = absl::StrCat("stored artifact for revision '", remote->revision, "'");
       auto& conds = repo.status.conditions;
-      SetCondition(conds, Make(kReadyCondition, "True", kSucceededReason, msg, repo.generation), now);
-      SetCondition(conds, Make(kArtifactInStorageCondition, "True", kSucceededReason, msg, repo.generation), now);
+      SetCondition(conds, Make(kReadyCondition, "True", kSucceededReason, msg, repo.generation),
+                   now);
+      SetCondition(
+          conds, Make(kArtifactInStorageCondition, "True", kSucceededReason, msg, repo.generation),
+          now);
       for (const char* t : {kFetchFailedCondition, kReconcilingCondition, kStalledCondition,
                             kArtifactOutdatedCondition, kStorageOperationFailedCondition}) {
         RemoveCondition(conds, t);
       }
       repo.status.observed_generation = repo.generation;
       Publish(repo);
-      common::LogDebug("no changes since last reconciliation",
-                       {{"kind", kGitRepositoryKind}, {"namespace", repo.namespace_name},
-                        {"name", repo.name}, {"revision", remote->revision}});
+      common::LogDebug("no changes since last reconciliation", {{"kind", kGitRepositoryKind},
+                                                                {"namespace", repo.namespace_name},
+                                                                {"name", repo.name},
+                                                                {"revision", remote->revision}});
       return absl::OkStatus();
     }
   }
 
   // Step 3: fetch incrementally into the per-source cache and check out.
-  fs::path cache = fs::path(options_.cache_root) / "gitrepository" / repo.namespace_name / repo.name;
+  fs::path cache =
+      fs::path(options_.cache_root) / "gitrepository" / repo.namespace_name / repo.name;
   std::error_code ec;
   fs::create_directories(options_.work_root, ec);
   std::string work_template = (fs::path(options_.work_root) / "checkout-XXXXXX").string();
@@ -207,7 +213,9 @@ absl::Status GitRepositoryReconciler::Reconcile(GitRepository& repo,
   repo.status.observed_generation = repo.generation;
   std::string msg = absl::StrCat("stored artifact for revision '", fetched->revision, "'");
   auto& conds = repo.status.conditions;
-  SetCondition(conds, Make(kArtifactInStorageCondition, "True", kSucceededReason, msg, repo.generation), now);
+  SetCondition(conds,
+               Make(kArtifactInStorageCondition, "True", kSucceededReason, msg, repo.generation),
+               now);
   SetCondition(conds, Make(kReadyCondition, "True", kSucceededReason, msg, repo.generation), now);
   for (const char* t : {kFetchFailedCondition, kReconcilingCondition, kStalledCondition,
                         kArtifactOutdatedCondition, kStorageOperationFailedCondition}) {
@@ -217,9 +225,10 @@ absl::Status GitRepositoryReconciler::Reconcile(GitRepository& repo,
   auto removed = deps_.storage->GarbageCollect(key, stored->digest, options_.retention_records,
                                                options_.retention_ttl, now);
   if (!removed.ok()) {
-    common::LogError("garbage collection failed",
-                     {{"kind", kGitRepositoryKind}, {"namespace", repo.namespace_name},
-                      {"name", repo.name}, {"error", removed.status().message()}});
+    common::LogError("garbage collection failed", {{"kind", kGitRepositoryKind},
+                                                   {"namespace", repo.namespace_name},
+                                                   {"name", repo.name},
+                                                   {"error", removed.status().message()}});
   }
   common::LogInfo(msg, {{"kind", kGitRepositoryKind},
                         {"namespace", repo.namespace_name},
@@ -263,7 +272,8 @@ absl::Status GitRepositoryReconciler::Delete(const GitRepository& repo) {
   ref.set_name(repo.name);
   deps_.hub->PublishDeleted(ref);
   std::error_code ec;
-  fs::remove_all(fs::path(options_.cache_root) / "gitrepository" / repo.namespace_name / repo.name, ec);
+  fs::remove_all(fs::path(options_.cache_root) / "gitrepository" / repo.namespace_name / repo.name,
+                 ec);
   return deps_.storage->RemoveAll(KeyOf(repo));
 }
 

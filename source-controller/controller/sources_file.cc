@@ -52,7 +52,8 @@ absl::Time NextRun(absl::Time now, absl::Duration interval) {
 
 }  // namespace
 
-SourcesFileRunner::SourcesFileRunner(SourcesFileOptions options, GitRepositoryReconciler* reconciler)
+SourcesFileRunner::SourcesFileRunner(SourcesFileOptions options,
+                                     GitRepositoryReconciler* reconciler)
     : options_(std::move(options)), reconciler_(reconciler) {}
 
 SourcesFileRunner::~SourcesFileRunner() { Stop(); }
@@ -82,7 +83,8 @@ void SourcesFileRunner::Stop() {
   threads_.clear();
 }
 
-bool SourcesFileRunner::Get(const std::string& ns, const std::string& name, GitRepository* out) const {
+bool SourcesFileRunner::Get(const std::string& ns, const std::string& name,
+                            GitRepository* out) const {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(absl::StrCat(ns, "/", name));
   if (it == entries_.end() || it->second.removed) return false;
@@ -121,14 +123,16 @@ absl::Status SourcesFileRunner::Load(bool initial) {
       continue;
     }
     if (kind != kGitRepositoryKind) {
-      common::LogError("skipping unsupported document in sources file",
-                       {{"file", options_.path}, {"document", std::to_string(i + 1)}, {"kind", kind}});
+      common::LogError(
+          "skipping unsupported document in sources file",
+          {{"file", options_.path}, {"document", std::to_string(i + 1)}, {"kind", kind}});
       continue;
     }
     auto repo = ParseGitRepository(doc);
     if (!repo.ok()) {
       std::string who = doc.contains("metadata") ? doc["metadata"].value("name", "?") : "?";
-      std::string msg = absl::StrCat(options_.path, ": GitRepository ", who, ": ", repo.status().message());
+      std::string msg =
+          absl::StrCat(options_.path, ": GitRepository ", who, ": ", repo.status().message());
       if (initial) return absl::InvalidArgumentError(msg);
       common::LogError("invalid GitRepository in sources file; keeping the previous one",
                        {{"error", msg}});
@@ -159,7 +163,8 @@ absl::Status SourcesFileRunner::Load(bool initial) {
           nlohmann::json j = nlohmann::json::parse(*state, nullptr, /*allow_exceptions=*/false);
           if (!j.is_discarded()) {
             e.repo.status = StatusFromJson(j.value("status", nlohmann::json::object()));
-            e.repo.generation = std::max<int64_t>(e.repo.generation, j.value("generation", int64_t{1}));
+            e.repo.generation =
+                std::max<int64_t>(e.repo.generation, j.value("generation", int64_t{1}));
             if (j.value("spec", nlohmann::json()) != e.spec_json) ++e.repo.generation;
             reconciler_->Restore(e.repo);
           }
@@ -191,8 +196,10 @@ absl::Status SourcesFileRunner::Load(bool initial) {
     std::error_code ec;
     fs::remove(StatePath(repo.namespace_name, repo.name), ec);
     common::LogInfo("source removed from sources file; artifacts deleted",
-                    {{"kind", kGitRepositoryKind}, {"namespace", repo.namespace_name},
-                     {"name", repo.name}, {"error", s.ok() ? "" : std::string(s.message())}});
+                    {{"kind", kGitRepositoryKind},
+                     {"namespace", repo.namespace_name},
+                     {"name", repo.name},
+                     {"error", s.ok() ? "" : std::string(s.message())}});
   }
   {
     absl::MutexLock lock(&mu_);
@@ -204,8 +211,8 @@ absl::Status SourcesFileRunner::Load(bool initial) {
       }
     }
   }
-  common::LogInfo("sources file loaded", {{"file", options_.path},
-                                          {"gitrepositories", std::to_string(repos.size())}});
+  common::LogInfo("sources file loaded",
+                  {{"file", options_.path}, {"gitrepositories", std::to_string(repos.size())}});
   return absl::OkStatus();
 }
 
@@ -253,19 +260,22 @@ void SourcesFileRunner::WorkerLoop() {
           due->running = true;
           repo = due->repo;
           creds = CredentialsFor(repo);
-          missing_secret = !repo.spec.secret_name.empty() &&
-                           secrets_.count(absl::StrCat(repo.namespace_name, "/", repo.spec.secret_name)) == 0;
+          missing_secret =
+              !repo.spec.secret_name.empty() &&
+              secrets_.count(absl::StrCat(repo.namespace_name, "/", repo.spec.secret_name)) == 0;
           break;
         }
         auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-        mu_.AwaitWithDeadline(absl::Condition(&wake), std::max(earliest, now + absl::Milliseconds(5)));
+        mu_.AwaitWithDeadline(absl::Condition(&wake),
+                              std::max(earliest, now + absl::Milliseconds(5)));
       }
     }
     absl::Time now = absl::Now();
     const nlohmann::json before = StatusToJson(repo.status);
     if (missing_secret) {
-      absl::Status err = absl::NotFoundError(absl::StrCat("failed to get secret '", repo.namespace_name,
-                                                          "/", repo.spec.secret_name, "': not found"));
+      absl::Status err =
+          absl::NotFoundError(absl::StrCat("failed to get secret '", repo.namespace_name, "/",
+                                           repo.spec.secret_name, "': not found"));
       SetCondition(repo.status.conditions,
                    Condition{kFetchFailedCondition, "True", kAuthenticationFailedReason,
                              std::string(err.message()), repo.generation, now},

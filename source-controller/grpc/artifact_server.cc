@@ -55,9 +55,10 @@ class ArtifactServiceImpl final : public v1::ArtifactService::Service {
     struct Gauge {
       ~Gauge() { common::Metrics::Global().Add(kWatchersMetric, {}, -1); }
     } gauge;
-    common::LogInfo("watch started", {{"peer", context->peer()},
-                              {"resume_epoch", request->resume_epoch()},
-                              {"resume_sequence", std::to_string(request->resume_sequence())}});
+    common::LogInfo("watch started",
+                    {{"peer", context->peer()},
+                     {"resume_epoch", request->resume_epoch()},
+                     {"resume_sequence", std::to_string(request->resume_sequence())}});
 
     uint64_t after = 0;
     if (!request->resume_epoch().empty() &&
@@ -111,9 +112,9 @@ class ArtifactServiceImpl final : public v1::ArtifactService::Service {
       return Status(StatusCode::INVALID_ARGUMENT, "source kind, namespace and name are required");
     }
     if (!common::IsValidDigest(request->digest())) {
-      return Status(StatusCode::INVALID_ARGUMENT,
-                    absl::StrCat("invalid digest \"", request->digest(),
-                                 "\": want sha256:<64 hex digits>"));
+      return Status(
+          StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("invalid digest \"", request->digest(), "\": want sha256:<64 hex digits>"));
     }
     if (request->offset() < 0) {
       return Status(StatusCode::OUT_OF_RANGE, absl::StrCat("negative offset ", request->offset()));
@@ -125,10 +126,10 @@ class ArtifactServiceImpl final : public v1::ArtifactService::Service {
     auto reader = storage_->Open(KeyOf(ref), request->digest());
     if (!reader.ok()) {
       if (absl::IsNotFound(reader.status())) {
-        return Status(StatusCode::NOT_FOUND,
-                      absl::StrCat("artifact ", request->digest(), " of ", Describe(ref),
-                                   " is no longer stored; the current digest is ",
-                                   current->digest()));
+        return Status(
+            StatusCode::NOT_FOUND,
+            absl::StrCat("artifact ", request->digest(), " of ", Describe(ref),
+                         " is no longer stored; the current digest is ", current->digest()));
       }
       return ToGrpc(reader.status());
     }
@@ -136,10 +137,11 @@ class ArtifactServiceImpl final : public v1::ArtifactService::Service {
     const int64_t total = stored.size;
     if (request->offset() > total) {
       return Status(StatusCode::OUT_OF_RANGE,
-                    absl::StrCat("offset ", request->offset(), " is past the end of the ",
-                                 total, "-byte artifact"));
+                    absl::StrCat("offset ", request->offset(), " is past the end of the ", total,
+                                 "-byte artifact"));
     }
-    int64_t chunk = request->chunk_size() > 0 ? request->chunk_size() : options_.default_chunk_bytes;
+    int64_t chunk =
+        request->chunk_size() > 0 ? request->chunk_size() : options_.default_chunk_bytes;
     chunk = std::clamp<int64_t>(chunk, options_.min_chunk_bytes, options_.max_chunk_bytes);
 
     v1::ArtifactChunk msg;
@@ -227,24 +229,26 @@ class GrpcArtifactServer : public ArtifactServer {
   absl::Status Build(const ArtifactServerOptions& options) {
     auto hp = common::ParseHostPort(options.listen_address);
     if (!hp.ok()) return hp.status();
-    std::string address =
-        absl::StrCat(hp->host.empty() ? "0.0.0.0" : hp->host, ":", hp->port);
-    if (hp->host.find(':') != std::string::npos) address = absl::StrCat("[", hp->host, "]:", hp->port);
+    std::string address = absl::StrCat(hp->host.empty() ? "0.0.0.0" : hp->host, ":", hp->port);
+    if (hp->host.find(':') != std::string::npos)
+      address = absl::StrCat("[", hp->host, "]:", hp->port);
 
     std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
     if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
       grpc::SslServerCredentialsOptions ssl;
       auto cert = ReadSmallFile(options.tls_cert_file);
       auto key = ReadSmallFile(options.tls_key_file);
-      if (!cert.ok()) return absl::InvalidArgumentError(absl::StrCat("tls cert: ", cert.status().message()));
-      if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat("tls key: ", key.status().message()));
+      if (!cert.ok())
+        return absl::InvalidArgumentError(absl::StrCat("tls cert: ", cert.status().message()));
+      if (!key.ok())
+        return absl::InvalidArgumentError(absl::StrCat("tls key: ", key.status().message()));
       ssl.pem_key_cert_pairs.push_back({*key, *cert});
       if (!options.tls_client_ca_file.empty()) {
         auto ca = ReadSmallFile(options.tls_client_ca_file);
-        if (!ca.ok()) return absl::InvalidArgumentError(absl::StrCat("tls client CA: ", ca.status().message()));
+        if (!ca.ok())
+          return absl::InvalidArgumentError(absl::StrCat("tls client CA: ", ca.status().message()));
         ssl.pem_root_certs = *ca;
-        ssl.client_certificate_request =
-            GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+        ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
       }
       creds = grpc::SslServerCredentials(ssl);
     }
@@ -304,7 +308,8 @@ absl::StatusOr<std::unique_ptr<ArtifactServer>> ArtifactServer::Start(
   if (options.min_chunk_bytes <= 0 || options.max_chunk_bytes < options.min_chunk_bytes) {
     return absl::InvalidArgumentError("invalid chunk size bounds");
   }
-  common::Metrics::Global().DefineCounter(kBytesMetric, "Artifact bytes sent to FetchArtifact clients.");
+  common::Metrics::Global().DefineCounter(kBytesMetric,
+                                          "Artifact bytes sent to FetchArtifact clients.");
   common::Metrics::Global().DefineCounter(kFetchMetric, "FetchArtifact calls, by source kind.");
   common::Metrics::Global().DefineGauge(kWatchersMetric, "Open WatchArtifacts streams.");
   auto server = std::make_unique<GrpcArtifactServer>(

@@ -97,9 +97,8 @@ bool ArtifactEventHub::CanResume(absl::string_view epoch, uint64_t sequence) con
 absl::StatusOr<std::vector<v1::ArtifactEvent>> ArtifactEventHub::WaitForEvents(
     const EventFilter& filter, uint64_t after, absl::Time deadline, uint64_t* next_after) {
   absl::MutexLock lock(&mu_);
-  auto ready = [this, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return shutdown_ || sequence_ > after;
-  };
+  auto ready = [this, after]()
+                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutdown_ || sequence_ > after; };
   mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
   *next_after = after;
   if (shutdown_) return absl::CancelledError("source-controller is shutting down");

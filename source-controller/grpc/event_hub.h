@@ -71,8 +71,7 @@ class ArtifactEventHub {
   // of the history (the watcher must take a snapshot again); Cancelled after
   // Shutdown.
   absl::StatusOr<std::vector<v1::ArtifactEvent>> WaitForEvents(const EventFilter& filter,
-                                                               uint64_t after,
-                                                               absl::Time deadline,
+                                                               uint64_t after, absl::Time deadline,
                                                                uint64_t* next_after);
 
   // Wakes every waiter; later waits return Cancelled at once.

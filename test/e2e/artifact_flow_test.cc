@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "common/crypto/sha256.h"
 #include "gtest/gtest.h"
@@ -60,7 +60,8 @@ class ArtifactFlowTest : public ::testing::Test {
 
   // Commits `files` (path -> content) and pushes; returns the commit SHA.
   std::string Commit(const std::map<std::string, std::string>& files, const std::string& message) {
-    for (const auto& [path, content] : files) EXPECT_TRUE(WriteFile(work_ + "/" + path, content).ok());
+    for (const auto& [path, content] : files)
+      EXPECT_TRUE(WriteFile(work_ + "/" + path, content).ok());
     EXPECT_TRUE(RunCommand({"git", "-C", work_, "add", "-A"}).ok());
     EXPECT_TRUE(RunCommand({"git", "-C", work_, "commit", "-q", "-m", message}).ok());
     EXPECT_TRUE(RunCommand({"git", "-C", work_, "push", "-q", "origin", "main"}).ok());
@@ -76,7 +77,8 @@ class ArtifactFlowTest : public ::testing::Test {
                       "apiVersion: source.toolkit.fluxcd.io/v1\n"
                       "kind: GitRepository\n"
                       "metadata:\n  name: app\n  namespace: flux-system\n"
-                      "spec:\n  interval: 1s\n  url: file://", remote_, "\n  ref:\n    branch: main\n");
+                      "spec:\n  interval: 1s\n  url: file://",
+                      remote_, "\n  ref:\n    branch: main\n");
     }
     // Write-then-rename so the controller never reads half a file.
     ASSERT_TRUE(WriteFile(dir_ + "/sources.yaml.tmp", yaml).ok());
@@ -104,13 +106,16 @@ class ArtifactFlowTest : public ::testing::Test {
 };
 
 TEST_F(ArtifactFlowTest, NewCommitReachesTheSubscriberAndItsBytesVerify) {
-  std::string first = Commit({{"apps/app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n"},
-                              {"README.md", "hello\n"},
-                              {".sourceignore", "*.md\n"}},
-                             "first");
+  std::string first =
+      Commit({{"apps/app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n"},
+              {"README.md", "hello\n"},
+              {".sourceignore", "*.md\n"}},
+             "first");
   WriteSources(true);
   source_ = StartSource();
-  ASSERT_TRUE(source_->WaitForLog("stored artifact for revision 'main@sha1:" + first, absl::Seconds(60)).ok())
+  ASSERT_TRUE(
+      source_->WaitForLog("stored artifact for revision 'main@sha1:" + first, absl::Seconds(60))
+          .ok())
       << source_->ReadLog();
 
   auto watch = Subprocess::Start(ClientArgs("watch"), {}, dir_ + "/watch.log");
@@ -129,15 +134,16 @@ TEST_F(ArtifactFlowTest, NewCommitReachesTheSubscriberAndItsBytesVerify) {
   ASSERT_TRUE(controller.ok());
   ASSERT_TRUE((*controller)->WaitForLog("\"msg\":\"artifact ready\"", absl::Seconds(30)).ok())
       << (*controller)->ReadLog();
-  auto health_port = (*controller)->WaitForLogField("kustomize-controller started", "health_port",
-                                                    absl::Seconds(5));
+  auto health_port =
+      (*controller)
+          ->WaitForLogField("kustomize-controller started", "health_port", absl::Seconds(5));
   ASSERT_TRUE(health_port.ok());
   auto readyz = RunCommand({"curl", "-sf", "http://127.0.0.1:" + *health_port + "/readyz"});
   EXPECT_TRUE(readyz.ok()) << readyz.status();
 
   // A new commit is noticed on the 1s interval and pushed to the subscriber.
-  std::string second = Commit({{"apps/app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app2\n"}},
-                              "second");
+  std::string second = Commit(
+      {{"apps/app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app2\n"}}, "second");
   ASSERT_TRUE(watch_->WaitForLog("\"revision\":\"main@sha1:" + second, absl::Seconds(30)).ok())
       << watch_->ReadLog();
 
@@ -165,7 +171,8 @@ TEST_F(ArtifactFlowTest, NewCommitReachesTheSubscriberAndItsBytesVerify) {
 
   // Removing the source from the file deletes it and tells subscribers.
   WriteSources(false);
-  ASSERT_TRUE(watch_->WaitForLog("\"type\":\"DELETED\"", absl::Seconds(30)).ok()) << watch_->ReadLog();
+  ASSERT_TRUE(watch_->WaitForLog("\"type\":\"DELETED\"", absl::Seconds(30)).ok())
+      << watch_->ReadLog();
 
   // SIGTERM: both exit cleanly.
   watch_->Signal(SIGTERM);
@@ -181,13 +188,16 @@ TEST_F(ArtifactFlowTest, NewCommitReachesTheSubscriberAndItsBytesVerify) {
 
 TEST_F(ArtifactFlowTest, SourceRestartMidTransferResumesAndLosesNoEvent) {
   // 24 MiB of incompressible data makes a transfer we can interrupt.
-  ASSERT_TRUE(RunCommand({"sh", "-c", "mkdir -p " + work_ + "/blob && head -c 25165824 /dev/urandom > " +
-                                          work_ + "/blob/data.bin"})
+  ASSERT_TRUE(RunCommand({"sh", "-c",
+                          "mkdir -p " + work_ + "/blob && head -c 25165824 /dev/urandom > " +
+                              work_ + "/blob/data.bin"})
                   .ok());
   std::string first = Commit({{"apps/app.yaml", "kind: ConfigMap\n"}}, "big");
   WriteSources(true);
   source_ = StartSource();
-  ASSERT_TRUE(source_->WaitForLog("stored artifact for revision 'main@sha1:" + first, absl::Seconds(120)).ok())
+  ASSERT_TRUE(
+      source_->WaitForLog("stored artifact for revision 'main@sha1:" + first, absl::Seconds(120))
+          .ok())
       << source_->ReadLog();
 
   auto watch = Subprocess::Start(ClientArgs("watch"), {}, dir_ + "/watch.log");
@@ -198,8 +208,8 @@ TEST_F(ArtifactFlowTest, SourceRestartMidTransferResumesAndLosesNoEvent) {
   // A throttled download (about 4 s), interrupted by killing the server.
   std::string out = dir_ + "/fetched";
   std::vector<std::string> args = ClientArgs("fetch");
-  args.insert(args.end(), {"--namespace=flux-system", "--name=app", "--max-bytes-per-second=6000000",
-                           "--fetch-timeout=2m", out});
+  args.insert(args.end(), {"--namespace=flux-system", "--name=app",
+                           "--max-bytes-per-second=6000000", "--fetch-timeout=2m", out});
   auto fetch = Subprocess::Start(args, {}, dir_ + "/fetch.log");
   ASSERT_TRUE(fetch.ok());
   absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -239,19 +249,23 @@ TEST_F(ArtifactFlowTest, SourceRestartMidTransferResumesAndLosesNoEvent) {
 
 TEST_F(ArtifactFlowTest, OperationalEndpointsAndFlags) {
   WriteSources(false);
-  auto proc = Subprocess::Start({BinaryPath("source-controller"), "--sources-file=" + dir_ + "/sources.yaml",
+  auto proc = Subprocess::Start({BinaryPath("source-controller"),
+                                 "--sources-file=" + dir_ + "/sources.yaml",
                                  "--storage-path=" + dir_ + "/storage", "--grpc-addr=127.0.0.1:0",
                                  "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
   ASSERT_TRUE(proc.ok());
-  auto metrics = (*proc)->WaitForLogField("source-controller started", "metrics_port", absl::Seconds(30));
-  auto health = (*proc)->WaitForLogField("source-controller started", "health_port", absl::Seconds(30));
+  auto metrics =
+      (*proc)->WaitForLogField("source-controller started", "metrics_port", absl::Seconds(30));
+  auto health =
+      (*proc)->WaitForLogField("source-controller started", "health_port", absl::Seconds(30));
   ASSERT_TRUE(metrics.ok() && health.ok());
   auto healthz = RunCommand({"curl", "-sf", "http://127.0.0.1:" + *health + "/healthz"});
   auto readyz = RunCommand({"curl", "-sf", "http://127.0.0.1:" + *health + "/readyz"});
   auto prom = RunCommand({"curl", "-sf", "http://127.0.0.1:" + *metrics + "/metrics"});
   ASSERT_TRUE(healthz.ok() && readyz.ok() && prom.ok());
   EXPECT_EQ(*healthz, "ok\n");
-  EXPECT_NE(prom->find("# TYPE gotk_reconcile_duration_seconds histogram"), std::string::npos) << *prom;
+  EXPECT_NE(prom->find("# TYPE gotk_reconcile_duration_seconds histogram"), std::string::npos)
+      << *prom;
 
   // Structured JSON logs: every line on stderr is one JSON object.
   for (absl::string_view line : absl::StrSplit((*proc)->ReadLog(), '\n', absl::SkipEmpty())) {
@@ -263,11 +277,13 @@ TEST_F(ArtifactFlowTest, OperationalEndpointsAndFlags) {
   EXPECT_NE(help_text.find("--sources-file"), std::string::npos);
   EXPECT_NE(help_text.find("--storage-path"), std::string::npos);
 
-  auto bad = RunCommand({BinaryPath("source-controller"), "--sources-file=" + dir_ + "/missing.yaml",
-                         "--storage-path=" + dir_ + "/s2", "--grpc-addr=127.0.0.1:0",
-                         "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
+  auto bad =
+      RunCommand({BinaryPath("source-controller"), "--sources-file=" + dir_ + "/missing.yaml",
+                  "--storage-path=" + dir_ + "/s2", "--grpc-addr=127.0.0.1:0",
+                  "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("cannot read sources file"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("cannot read sources file"), std::string::npos)
+      << bad.status();
 }
 
 }  // namespace

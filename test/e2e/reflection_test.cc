@@ -31,12 +31,14 @@ class ReflectionTest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir("reflection");
     ASSERT_TRUE(WriteFile(dir_ + "/sources.yaml", "# no sources\n").ok());
-    auto proc = Subprocess::Start({BinaryPath("source-controller"), "--sources-file=" + dir_ + "/sources.yaml",
+    auto proc = Subprocess::Start({BinaryPath("source-controller"),
+                                   "--sources-file=" + dir_ + "/sources.yaml",
                                    "--storage-path=" + dir_ + "/storage", "--grpc-addr=127.0.0.1:0",
                                    "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
     ASSERT_TRUE(proc.ok()) << proc.status();
     source_ = std::move(*proc);
-    auto port = source_->WaitForLogField("source-controller started", "grpc_port", absl::Seconds(30));
+    auto port =
+        source_->WaitForLogField("source-controller started", "grpc_port", absl::Seconds(30));
     ASSERT_TRUE(port.ok()) << port.status();
     channel_ = grpc::CreateChannel("127.0.0.1:" + *port, grpc::InsecureChannelCredentials());
   }
@@ -77,7 +79,8 @@ class ReflectionTest : public ::testing::Test {
       size_t before = pending.size();
       for (auto it = pending.begin(); it != pending.end();) {
         bool ready = true;
-        for (const auto& dep : it->dependency()) ready = ready && pool->FindFileByName(dep) != nullptr;
+        for (const auto& dep : it->dependency())
+          ready = ready && pool->FindFileByName(dep) != nullptr;
         if (!ready) {
           ++it;
           continue;
@@ -123,8 +126,8 @@ TEST_F(ReflectionTest, DescribesTheServiceWithItsStreamingMethods) {
   EXPECT_EQ(watch->output_type()->full_name(), "gitops.artifact.v1.ArtifactEvent");
   const auto* artifact = pool.FindMessageTypeByName("gitops.artifact.v1.Artifact");
   ASSERT_NE(artifact, nullptr);
-  for (const char* field : {"source", "revision", "digest", "size", "path", "url",
-                            "last_update_time", "metadata"}) {
+  for (const char* field :
+       {"source", "revision", "digest", "size", "path", "url", "last_update_time", "metadata"}) {
     EXPECT_NE(artifact->FindFieldByName(field), nullptr) << field;
   }
 }
@@ -135,7 +138,8 @@ TEST_F(ReflectionTest, WatchCallBuiltFromReflectionGetsTheSyncedMarker) {
   const auto* method = pool.FindMethodByName("gitops.artifact.v1.ArtifactService.WatchArtifacts");
   ASSERT_NE(method, nullptr);
   google::protobuf::DynamicMessageFactory factory(&pool);
-  std::unique_ptr<google::protobuf::Message> request(factory.GetPrototype(method->input_type())->New());
+  std::unique_ptr<google::protobuf::Message> request(
+      factory.GetPrototype(method->input_type())->New());
   std::string wire;
   ASSERT_TRUE(request->SerializeToString(&wire));
 
@@ -160,7 +164,8 @@ TEST_F(ReflectionTest, WatchCallBuiltFromReflectionGetsTheSyncedMarker) {
   ASSERT_TRUE(recv.Dump(&slices).ok());
   std::string bytes;
   for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  std::unique_ptr<google::protobuf::Message> event(factory.GetPrototype(method->output_type())->New());
+  std::unique_ptr<google::protobuf::Message> event(
+      factory.GetPrototype(method->output_type())->New());
   ASSERT_TRUE(event->ParseFromString(bytes));
   const auto* type_field = method->output_type()->FindFieldByName("type");
   ASSERT_NE(type_field, nullptr);
@@ -176,7 +181,8 @@ TEST_F(ReflectionTest, WatchCallBuiltFromReflectionGetsTheSyncedMarker) {
   }
 }
 
-grpc::health::v1::HealthCheckResponse::ServingStatus Health(std::shared_ptr<grpc::Channel> channel) {
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(
+    std::shared_ptr<grpc::Channel> channel) {
   auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -189,11 +195,13 @@ grpc::health::v1::HealthCheckResponse::ServingStatus Health(std::shared_ptr<grpc
 
 TEST_F(ReflectionTest, BothBinariesServeTheStandardHealthService) {
   EXPECT_EQ(Health(channel_), grpc::health::v1::HealthCheckResponse::SERVING);
-  auto kc = Subprocess::Start({BinaryPath("kustomize-controller"), "--source-addr=127.0.0.1:1",
-                               "--grpc-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0",
-                               "--health-addr=127.0.0.1:0", "--artifact-cache-path=" + dir_ + "/cache"});
+  auto kc =
+      Subprocess::Start({BinaryPath("kustomize-controller"), "--source-addr=127.0.0.1:1",
+                         "--grpc-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0",
+                         "--health-addr=127.0.0.1:0", "--artifact-cache-path=" + dir_ + "/cache"});
   ASSERT_TRUE(kc.ok());
-  auto port = (*kc)->WaitForLogField("kustomize-controller started", "grpc_port", absl::Seconds(30));
+  auto port =
+      (*kc)->WaitForLogField("kustomize-controller started", "grpc_port", absl::Seconds(30));
   ASSERT_TRUE(port.ok()) << port.status();
   EXPECT_EQ(Health(grpc::CreateChannel("127.0.0.1:" + *port, grpc::InsecureChannelCredentials())),
             grpc::health::v1::HealthCheckResponse::SERVING);

@@ -120,10 +120,11 @@ def kustomization(r, resources, gens, allow_ns=True):
             k += "  newName: my.registry/nginx\n"
     if gens:
         k += gens
-    if r.random() < 0.25:
+    if r.random() < 0.25 and DEPLOYMENTS:
         k += f"""replacements:
 - source:
     kind: Deployment
+    name: {DEPLOYMENTS[0]}
     fieldPath: {r.choice(['metadata.name', 'metadata.labels.app', 'spec.replicas', 'metadata.annotations.note'])}
   targets:
   - select:
@@ -190,8 +191,12 @@ def generators(r):
     return g
 
 
+DEPLOYMENTS = []
+
+
 def make_case(r, root):
     os.makedirs(os.path.join(root, "base"))
+    DEPLOYMENTS.clear()
     res = []
     for i in range(r.randint(1, 4)):
         n = name(r) + str(i)
@@ -200,8 +205,11 @@ def make_case(r, root):
         docs = [deployment(r, n, cm, secret, n), service(r, n), configmap(r, n + "-cm"), misc(r, n)]
         r.shuffle(docs)
         fn = f"r{i}.yaml"
+        chosen = docs[: r.randint(1, 4)]
+        if any(x.startswith("apiVersion: apps/v1\nkind: Deployment") for x in chosen):
+            DEPLOYMENTS.append(n)
         with open(os.path.join(root, "base", fn), "w") as f:
-            f.write("---\n".join(docs[: r.randint(1, 4)]))
+            f.write("---\n".join(chosen))
         res.append(fn)
     with open(os.path.join(root, "base", "kustomization.yaml"), "w") as f:
         f.write(kustomization(r, res, generators(r)))

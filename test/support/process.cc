@@ -128,8 +128,8 @@ absl::Status Subprocess::WaitForLog(absl::string_view needle, absl::Duration tim
 }
 
 absl::StatusOr<std::string> Subprocess::WaitForLogField(absl::string_view msg,
-                                                       absl::string_view field,
-                                                       absl::Duration timeout) {
+                                                        absl::string_view field,
+                                                        absl::Duration timeout) {
   std::string msg_token = absl::StrCat("\"msg\":\"", msg, "\"");
   std::string field_token = absl::StrCat("\"", field, "\":\"");
   absl::Status found = WaitForLog(msg_token, timeout);
@@ -147,8 +147,8 @@ absl::StatusOr<std::string> Subprocess::WaitForLogField(absl::string_view msg,
   return line.substr(at, line.find('"', at) - at);
 }
 
-absl::StatusOr<std::string> RunCommand(const std::vector<std::string>& argv,
-                                       absl::Duration timeout, const std::string& cwd) {
+absl::StatusOr<std::string> RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,
+                                       const std::string& cwd) {
   std::string dir = MakeTempDir("run");
   std::string log = dir + "/out";
   std::vector<std::string> args = argv;

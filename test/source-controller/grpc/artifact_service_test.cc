@@ -255,7 +255,8 @@ TEST_F(ArtifactServiceTest, ErrorsFollowTheContract) {
 TEST_F(ArtifactServiceTest, ChunksAreBoundedAndTheFirstCarriesMetadata) {
   std::string content = RandomBytes(3 * (1 << 20) + 123, 7);
   v1::Artifact a = Store("app", content);
-  auto stub = v1::ArtifactService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  auto stub = v1::ArtifactService::NewStub(
+      grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   for (int asked : {1, 0, 64 << 20}) {
     SCOPED_TRACE(asked);
     v1::FetchArtifactRequest req;
@@ -277,7 +278,8 @@ TEST_F(ArtifactServiceTest, ChunksAreBoundedAndTheFirstCarriesMetadata) {
       }
       EXPECT_EQ(c.offset(), static_cast<int64_t>(assembled.size()));
       EXPECT_LE(c.data().size(), 1u << 20);
-      if (assembled.size() + c.data().size() < content.size()) EXPECT_GE(c.data().size(), 64u << 10);
+      if (assembled.size() + c.data().size() < content.size())
+        EXPECT_GE(c.data().size(), 64u << 10);
       assembled += c.data();
       ++n;
     }
@@ -296,13 +298,16 @@ TEST_F(ArtifactServiceTest, CacheDownloadsOnceForConcurrentConsumers) {
   ASSERT_TRUE(bytes.ok());
   v1::Artifact a = Store("app", *bytes);
 
-  auto cache = kustomize::ArtifactCache::Create(root_ + "/cache", client_.get(), kustomize::ExtractLimits{});
+  auto cache =
+      kustomize::ArtifactCache::Create(root_ + "/cache", client_.get(), kustomize::ExtractLimits{});
   ASSERT_TRUE(cache.ok()) << cache.status();
-  double before = common::Metrics::Global().Value("gitops_artifact_fetches_total", {{"kind", "GitRepository"}});
+  double before =
+      common::Metrics::Global().Value("gitops_artifact_fetches_total", {{"kind", "GitRepository"}});
   std::vector<std::thread> consumers;
   std::vector<absl::StatusOr<std::string>> dirs(4);
   for (int i = 0; i < 4; ++i) {
-    consumers.emplace_back([&, i] { dirs[i] = (*cache)->Get(Ref(a), absl::Now() + absl::Seconds(30)); });
+    consumers.emplace_back(
+        [&, i] { dirs[i] = (*cache)->Get(Ref(a), absl::Now() + absl::Seconds(30)); });
   }
   for (auto& t : consumers) t.join();
   for (const auto& d : dirs) {
@@ -310,8 +315,9 @@ TEST_F(ArtifactServiceTest, CacheDownloadsOnceForConcurrentConsumers) {
     EXPECT_EQ(*d, *dirs[0]);
   }
   EXPECT_TRUE(std::filesystem::exists(*dirs[0] + "/apps/app.yaml"));
-  EXPECT_EQ(common::Metrics::Global().Value("gitops_artifact_fetches_total", {{"kind", "GitRepository"}}),
-            before + 1);
+  EXPECT_EQ(
+      common::Metrics::Global().Value("gitops_artifact_fetches_total", {{"kind", "GitRepository"}}),
+      before + 1);
 }
 
 // A CA, a server certificate for localhost and a client certificate, made
@@ -326,9 +332,11 @@ void MakeCertificates(const std::string& dir) {
   ASSERT_TRUE(WriteFile(dir + "/server.ext", "subjectAltName=DNS:localhost\n").ok());
   ASSERT_TRUE(WriteFile(dir + "/client.ext", "extendedKeyUsage=clientAuth\n").ok());
   for (const std::string who : {"server", "client"}) {
-    run("openssl req " + ec + " -keyout " + who + ".key -out " + who + ".csr -subj /CN=" + who + " 2>&1");
-    run("openssl x509 -req -in " + who + ".csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -out " +
-        who + ".crt -extfile " + who + ".ext 2>&1");
+    run("openssl req " + ec + " -keyout " + who + ".key -out " + who + ".csr -subj /CN=" + who +
+        " 2>&1");
+    run("openssl x509 -req -in " + who +
+        ".csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -out " + who + ".crt -extfile " +
+        who + ".ext 2>&1");
   }
 }
 

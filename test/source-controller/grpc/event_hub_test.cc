@@ -7,7 +7,8 @@
 namespace gitops::source {
 namespace {
 
-v1::Artifact MakeArtifact(const std::string& ns, const std::string& name, const std::string& digest) {
+v1::Artifact MakeArtifact(const std::string& ns, const std::string& name,
+                          const std::string& digest) {
   v1::Artifact a;
   a.mutable_source()->set_kind("GitRepository");
   a.mutable_source()->set_namespace_(ns);
