@@ -616,6 +616,7 @@ struct Engine::Target {
         to_delete.push_back(i);
         continue;
       }
+      RetagAfterMerge(r.obj, false);
       r.obj["apiVersion"] = id_api;
       r.obj["kind"] = id_kind;
       r.obj["metadata"]["name"] = Node::String(name);
@@ -629,6 +630,20 @@ struct Engine::Target {
       ra->erase(ra->begin() + *it);
     }
     return absl::OkStatus();
+  }
+
+  // Observed kustomize behaviour: after a strategic merge, untagged scalars
+  // reached through maps only (not inside lists) come out as strings.
+  static void RetagAfterMerge(Node& n, bool in_seq) {
+    if (n.IsMap()) {
+      for (auto& e : n.entries()) RetagAfterMerge(e.second, in_seq);
+    } else if (n.IsSeq()) {
+      for (Node& item : n.items()) RetagAfterMerge(item, true);
+    } else if (n.untagged() && !in_seq && !n.IsNull()) {
+      uint32_t share = n.share_id();
+      n = Node::String(n.scalar());
+      n.set_share_id(share);
+    }
   }
 
   absl::Status PatchesStrategicMerge(std::vector<Resource>* ra) {
