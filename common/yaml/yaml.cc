@@ -166,4 +166,18 @@ absl::StatusOr<std::vector<nlohmann::json>> ParseYamlDocuments(absl::string_view
   return out;
 }
 
+std::string StringField(const nlohmann::json& obj, const char* key, const std::string& fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string()) return fallback;
+  return it->get<std::string>();
+}
+
+int64_t IntField(const nlohmann::json& obj, const char* key, int64_t fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number_integer()) return fallback;
+  return it->get<int64_t>();
+}
+
 }  // namespace gitops::common

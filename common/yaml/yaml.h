@@ -28,6 +28,14 @@ std::vector<YamlDocument> SplitYamlDocuments(absl::string_view stream);
 absl::StatusOr<std::vector<nlohmann::json>> ParseYamlDocuments(absl::string_view stream,
                                                                absl::string_view source);
 
+// obj[key] when it is a string, else `fallback`. Never throws: plain YAML
+// scalars resolve to numbers and booleans (`name: 2024`), and
+// nlohmann::json::value() throws on such a type mismatch.
+std::string StringField(const nlohmann::json& obj, const char* key,
+                        const std::string& fallback = std::string());
+// obj[key] when it is an integer, else `fallback`.
+int64_t IntField(const nlohmann::json& obj, const char* key, int64_t fallback = 0);
+
 }  // namespace gitops::common
 
 #endif  // GITOPS_COMMON_YAML_YAML_H_

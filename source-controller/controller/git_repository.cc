@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/runtime/duration.h"
+#include "common/yaml/yaml.h"
 
 namespace gitops::source {
 namespace {
@@ -22,11 +23,12 @@ absl::StatusOr<std::string> OptionalString(const nlohmann::json& obj, const char
 
 absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& m) {
   if (!m.is_object()) return absl::InvalidArgumentError("manifest is not an object");
-  std::string api = m.value("apiVersion", "");
+  std::string api = common::StringField(m, "apiVersion");
   if (api != kSourceApiVersion && api != "source.toolkit.fluxcd.io/v1beta2") {
     return Field("apiVersion", absl::StrCat("unsupported \"", api, "\": want ", kSourceApiVersion));
   }
-  if (m.value("kind", "") != kGitRepositoryKind) return Field("kind", "want GitRepository");
+  if (common::StringField(m, "kind") != kGitRepositoryKind)
+    return Field("kind", "want GitRepository");
   GitRepository repo;
   const nlohmann::json& meta = m.contains("metadata") ? m["metadata"] : nlohmann::json::object();
   auto name = OptionalString(meta, "name", "metadata.name");
@@ -177,31 +179,31 @@ GitRepositoryStatus StatusFromJson(const nlohmann::json& j) {
   if (j.contains("artifact") && j["artifact"].is_object()) {
     const auto& a = j["artifact"];
     ArtifactStatus art;
-    art.digest = a.value("digest", "");
-    art.path = a.value("path", "");
-    art.revision = a.value("revision", "");
-    art.url = a.value("url", "");
-    art.size = a.value("size", int64_t{0});
-    art.last_update_time = ParseKubeTime(a.value("lastUpdateTime", ""));
+    art.digest = common::StringField(a, "digest");
+    art.path = common::StringField(a, "path");
+    art.revision = common::StringField(a, "revision");
+    art.url = common::StringField(a, "url");
+    art.size = common::IntField(a, "size");
+    art.last_update_time = ParseKubeTime(common::StringField(a, "lastUpdateTime"));
     s.artifact = art;
   }
   if (j.contains("conditions") && j["conditions"].is_array()) {
     for (const auto& c : j["conditions"]) {
       Condition cond;
-      cond.type = c.value("type", "");
-      cond.status = c.value("status", "");
-      cond.reason = c.value("reason", "");
-      cond.message = c.value("message", "");
-      cond.observed_generation = c.value("observedGeneration", int64_t{0});
-      cond.last_transition_time = ParseKubeTime(c.value("lastTransitionTime", ""));
+      cond.type = common::StringField(c, "type");
+      cond.status = common::StringField(c, "status");
+      cond.reason = common::StringField(c, "reason");
+      cond.message = common::StringField(c, "message");
+      cond.observed_generation = common::IntField(c, "observedGeneration");
+      cond.last_transition_time = ParseKubeTime(common::StringField(c, "lastTransitionTime"));
       s.conditions.push_back(cond);
     }
   }
-  s.observed_generation = j.value("observedGeneration", int64_t{0});
+  s.observed_generation = common::IntField(j, "observedGeneration");
   if (j.contains("observedIgnore") && j["observedIgnore"].is_string()) {
     s.observed_ignore = j["observedIgnore"].get<std::string>();
   }
-  s.observed_spec_hash = j.value("observedSpecHash", "");
+  s.observed_spec_hash = common::StringField(j, "observedSpecHash");
   return s;
 }
 

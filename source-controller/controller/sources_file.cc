@@ -106,6 +106,9 @@ absl::Status SourcesFileRunner::Load(bool initial) {
   {
     absl::MutexLock lock(&mu_);
     if (!initial && digest == file_digest_) return absl::OkStatus();
+    // Remember this content even if it turns out invalid: it is reported
+    // once, not on every poll, and the last good set keeps running.
+    file_digest_ = digest;
   }
   auto docs = common::ParseYamlDocuments(*text, options_.path);
   if (!docs.ok()) return docs.status();
@@ -115,11 +118,11 @@ absl::Status SourcesFileRunner::Load(bool initial) {
   std::map<std::string, std::map<std::string, std::string>> secrets;
   for (size_t i = 0; i < docs->size(); ++i) {
     const nlohmann::json& doc = (*docs)[i];
-    std::string kind = doc.is_object() ? doc.value("kind", "") : "";
+    std::string kind = common::StringField(doc, "kind");
     if (kind == "Secret") {
-      const auto& meta = doc.value("metadata", nlohmann::json::object());
-      std::string ns = meta.value("namespace", "default");
-      secrets[absl::StrCat(ns, "/", meta.value("name", ""))] = SecretData(doc);
+      const nlohmann::json meta = doc.contains("metadata") ? doc["metadata"] : nlohmann::json();
+      std::string ns = common::StringField(meta, "namespace", "default");
+      secrets[absl::StrCat(ns, "/", common::StringField(meta, "name"))] = SecretData(doc);
       continue;
     }
     if (kind != kGitRepositoryKind) {
@@ -130,13 +133,13 @@ absl::Status SourcesFileRunner::Load(bool initial) {
     }
     auto repo = ParseGitRepository(doc);
     if (!repo.ok()) {
-      std::string who = doc.contains("metadata") ? doc["metadata"].value("name", "?") : "?";
-      std::string msg =
-          absl::StrCat(options_.path, ": GitRepository ", who, ": ", repo.status().message());
-      if (initial) return absl::InvalidArgumentError(msg);
-      common::LogError("invalid GitRepository in sources file; keeping the previous one",
-                       {{"error", msg}});
-      continue;
+      std::string who =
+          doc.contains("metadata") ? common::StringField(doc["metadata"], "name", "?") : "?";
+      // Reject the whole file, at start-up and on reloads alike: skipping
+      // only this document would read as "removed" below and delete the
+      // source's artifacts. The caller keeps the last good set.
+      return absl::InvalidArgumentError(
+          absl::StrCat(options_.path, ": GitRepository ", who, ": ", repo.status().message()));
     }
     std::string key = absl::StrCat(repo->namespace_name, "/", repo->name);
     specs[key] = doc["spec"];
@@ -146,7 +149,6 @@ absl::Status SourcesFileRunner::Load(bool initial) {
   std::vector<GitRepository> to_delete;
   {
     absl::MutexLock lock(&mu_);
-    file_digest_ = digest;
     bool secrets_changed = secrets != secrets_;
     secrets_ = std::move(secrets);
     absl::Time now = absl::Now();
@@ -162,10 +164,11 @@ absl::Status SourcesFileRunner::Load(bool initial) {
         if (state.ok()) {
           nlohmann::json j = nlohmann::json::parse(*state, nullptr, /*allow_exceptions=*/false);
           if (!j.is_discarded()) {
-            e.repo.status = StatusFromJson(j.value("status", nlohmann::json::object()));
+            e.repo.status = StatusFromJson(j.contains("status") ? j["status"] : nlohmann::json());
             e.repo.generation =
-                std::max<int64_t>(e.repo.generation, j.value("generation", int64_t{1}));
-            if (j.value("spec", nlohmann::json()) != e.spec_json) ++e.repo.generation;
+                std::max<int64_t>(e.repo.generation, common::IntField(j, "generation", 1));
+            if ((j.contains("spec") ? j["spec"] : nlohmann::json()) != e.spec_json)
+              ++e.repo.generation;
             reconciler_->Restore(e.repo);
           }
         }
@@ -184,6 +187,7 @@ absl::Status SourcesFileRunner::Load(bool initial) {
         it->second.next_run = now;
       }
     }
+    ++wake_;  // idle workers re-check what is due now
     for (auto& [key, entry] : entries_) {
       if (!entry.removed && repos.count(key) == 0) {
         entry.removed = true;
@@ -265,7 +269,9 @@ void SourcesFileRunner::WorkerLoop() {
               secrets_.count(absl::StrCat(repo.namespace_name, "/", repo.spec.secret_name)) == 0;
           break;
         }
-        auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+        const uint64_t seen = wake_;
+        auto wake = [this, seen]()
+                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || wake_ != seen; };
         mu_.AwaitWithDeadline(absl::Condition(&wake),
                               std::max(earliest, now + absl::Milliseconds(5)));
       }
@@ -302,6 +308,9 @@ void SourcesFileRunner::WorkerLoop() {
       // Deleted while we worked: undo what this run stored.
       mu_.Unlock();
       reconciler_->Delete(repo).IgnoreError();
+      // Persist above may have re-created the state file Load removed.
+      std::error_code ec;
+      fs::remove(StatePath(repo.namespace_name, repo.name), ec);
       mu_.Lock();
       entries_.erase(key);
       continue;
@@ -313,6 +322,7 @@ void SourcesFileRunner::WorkerLoop() {
       // The spec changed while we worked: keep what we learned, run again now.
       e.repo.status = repo.status;
       e.next_run = absl::Now();
+      ++wake_;
     }
   }
 }

@@ -70,6 +70,8 @@ class SourcesFileRunner {
   std::map<std::string, std::map<std::string, std::string>> secrets_ ABSL_GUARDED_BY(mu_);
   std::string file_digest_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Bumped whenever a source becomes due at once; wakes idle workers.
+  uint64_t wake_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_;
 };
 

@@ -172,12 +172,9 @@ TEST(ParseGitRepositoryTest, InvalidManifestsNameTheFieldAtFault) {
   }
 }
 
-// BUG: ParseGitRepository reads apiVersion and kind with nlohmann's
-// json::value(key, ""), which throws type_error when the value is not a
-// string. Nothing catches it, so a sources file with `apiVersion: 1` or
-// `kind: true` (plain YAML scalars resolve to numbers and booleans) terminates
-// the source-controller instead of being rejected. See the report.
-TEST(ParseGitRepositoryTest, DISABLED_NonStringApiVersionOrKindIsRejectedNotThrown) {
+// Plain YAML scalars resolve to numbers and booleans (`kind: true`); reading
+// them must reject the manifest, not throw out of the parser.
+TEST(ParseGitRepositoryTest, NonStringApiVersionOrKindIsRejectedNotThrown) {
   Json m = Minimal();
   m["apiVersion"] = 1;
   auto repo = ParseGitRepository(m);

@@ -253,14 +253,9 @@ TEST_F(SourcesFileTest, EditingOneSpecReconcilesItAtOnce) {
   EXPECT_EQ(Get("b")->generation, 1);
 }
 
-// BUG: an edit is not run "at once" as Load's comment says: Load sets the
-// entry's next_run to now, but idle workers sleep in
-// mu_.AwaitWithDeadline(stopping_, min(next_run, now + 1s)) and nothing wakes
-// them, so with a long interval the edit waits for the 1s nap to end. Measured
-// here: 0.99-1.01s from the write to Ready with a 50ms poll and a file://
-// fetch that takes well under 100ms. The same delay hits sources added to the
-// file and a Secret that appears. See the report for a fix.
-TEST_F(SourcesFileTest, DISABLED_EditRunsWithoutWaitingForIdleWorkersToWake) {
+// An edit runs at once: idle workers are woken when a source becomes due,
+// instead of noticing on their next one-second tick.
+TEST_F(SourcesFileTest, EditRunsWithoutWaitingForIdleWorkersToWake) {
   StartRunner(GitRepoDoc("a", url_a_, "main"));
   ASSERT_TRUE(WaitReady("a", "main@sha1:" + main_commit_));
   absl::SleepFor(absl::Milliseconds(100));  // workers are idle now
@@ -323,13 +318,9 @@ TEST_F(SourcesFileTest, InvalidYamlKeepsPreviousSourcesRunning) {
   ASSERT_TRUE(WaitReady("a", "dev@sha1:" + dev_commit_));
 }
 
-// BUG: on a reload, SourcesFileRunner::Load logs "invalid GitRepository in
-// sources file; keeping the previous one" and `continue`s, but the source is
-// then missing from the new set, so the loop that follows marks it removed
-// and deletes its artifacts (DELETED event, state file removed). The README
-// promises "An edit that makes the file invalid is logged and ignored: the
-// last good set keeps running". See the report for a fix.
-TEST_F(SourcesFileTest, DISABLED_InvalidGitRepositoryOnReloadKeepsPreviousOne) {
+// An edit that makes one GitRepository invalid rejects the whole file: the
+// last good set keeps running (skipping the document would read as a deletion).
+TEST_F(SourcesFileTest, InvalidGitRepositoryOnReloadKeepsPreviousOne) {
   StartRunner(GitRepoDoc("a", url_a_, "main") + "---\n" + GitRepoDoc("b", url_b_, "main"));
   ASSERT_TRUE(WaitReady("a", "main@sha1:" + main_commit_));
   ASSERT_TRUE(WaitReady("b", "main@sha1:" + main_commit_));
@@ -347,13 +338,8 @@ TEST_F(SourcesFileTest, DISABLED_InvalidGitRepositoryOnReloadKeepsPreviousOne) {
   EXPECT_TRUE(fs::exists(ArtifactDir("b")));
 }
 
-// BUG: a plain YAML scalar that is not a string where SourcesFileRunner::Load
-// or ParseGitRepository reads with nlohmann's json::value(key, "") throws
-// json::type_error, which nothing catches: the process terminates instead of
-// the document being rejected. Here metadata.name resolves to an integer;
-// ParseGitRepository rejects it properly, but Load's error path then calls
-// doc["metadata"].value("name", "?") to name the culprit and throws.
-TEST_F(SourcesFileTest, DISABLED_NonStringNameIsRejectedNotACrash) {
+// A non-string metadata.name is rejected with a message, never a crash.
+TEST_F(SourcesFileTest, NonStringNameIsRejectedNotACrash) {
   WriteSources(absl::StrCat("apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\n",
                             "metadata: {name: 2024, namespace: flux-system}\n",
                             "spec: {interval: 1h, url: '", url_a_, "'}\n"));
@@ -477,12 +463,9 @@ TEST_F(SourcesFileTest, RestartWithChangedSpecBumpsGenerationAndRebuilds) {
   EXPECT_EQ(current->revision(), "dev@sha1:" + dev_commit_);
 }
 
-// BUG: when a source is removed from the file while a worker is reconciling
-// it, Load deletes its state file, but the worker then calls Persist(repo)
-// (which re-creates <state>/<ns>/<name>.json) before it notices the removal
-// and deletes the artifacts. The stale state file outlives the source; a
-// later source of the same name starts from that stale status.
-TEST_F(SourcesFileTest, DISABLED_SourceRemovedMidReconcileLeavesNoStateBehind) {
+// A source removed while a worker reconciles it leaves no state file behind
+// (the worker's persist must not resurrect it).
+TEST_F(SourcesFileTest, SourceRemovedMidReconcileLeavesNoStateBehind) {
   absl::Notification entered;
   git_->set_before_resolve([&](const GitFetchOptions& o) {
     if (o.url != url_b_ || entered.HasBeenNotified()) return;
