@@ -82,18 +82,21 @@ std::string Deployment(int i, bool generated) {
             name: app-%d-secret
         volumeMounts:
         - name: config
-          mountPath: /etc/app)", i, i)
+          mountPath: /etc/app)",
+                                                 i, i)
                                : "";
   std::string vols = generated ? absl::StrFormat(R"(
       volumes:
       - name: config
         configMap:
-          name: app-%d-config)", i)
+          name: app-%d-config)",
+                                                 i)
                                : absl::StrFormat(R"(
       volumes:
       - name: config
         configMap:
-          name: app-%d-config)", i);
+          name: app-%d-config)",
+                                                 i);
   return absl::StrFormat(R"(apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -116,7 +119,8 @@ spec:
         ports:
         - containerPort: 8080
           name: http%s%s
-)", i, i, i, i, refs, vols);
+)",
+                         i, i, i, i, refs, vols);
 }
 
 std::string Service(int i) {
@@ -130,7 +134,8 @@ spec:
   ports:
   - port: 80
     targetPort: http
-)", i, i);
+)",
+                         i, i);
 }
 
 std::string ConfigMap(int i) {
@@ -142,7 +147,8 @@ data:
   LOG_LEVEL: info
   INDEX: "%d"
   DESCRIPTION: configuration of application number %d used by the benchmark
-)", i, i, i);
+)",
+                         i, i, i);
 }
 
 // Writes base/ and overlay/ for `n` resources; returns the overlay path.
@@ -164,7 +170,8 @@ std::string Generate(const std::string& root, int n, bool generators) {
   }
   std::string extra;
   for (int i = apps * per; i < n; ++i) {
-    extra += absl::StrFormat("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra-%d\n", i);
+    extra +=
+        absl::StrFormat("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra-%d\n", i);
   }
   if (!extra.empty()) {
     WriteFile(root + "/base/extra.yaml", extra).IgnoreError();
@@ -233,13 +240,13 @@ Measure Bench(const std::string& name, int n, bool generators, bool run_peer, in
   if (!m.ours.ok) {
     printf("| %s | failed | | | |\n", label.c_str());
   } else if (m.peer_ran && !m.peer.ok) {
-    printf("| %s | %s | kubectl kustomize: failed | | |\n", label.c_str(), Ms(m.ours.seconds).c_str());
+    printf("| %s | %s | kubectl kustomize: failed | | |\n", label.c_str(),
+           Ms(m.ours.seconds).c_str());
   } else if (m.peer_ran) {
     bool same = m.ours.output == m.peer.output;
     printf("| %s, wall%s | %s | kubectl kustomize: %s | %.3f | <= 0.1 (10x faster) |\n",
            label.c_str(), same ? ", identical output" : ", OUTPUT DIFFERS",
-           Ms(m.ours.seconds).c_str(), Ms(m.peer.seconds).c_str(),
-           m.ours.seconds / m.peer.seconds);
+           Ms(m.ours.seconds).c_str(), Ms(m.peer.seconds).c_str(), m.ours.seconds / m.peer.seconds);
     printf("| %s, peak RSS | %s | kubectl kustomize: %s | %.3f | < 1 |\n", label.c_str(),
            Mb(m.ours.max_rss_kb).c_str(), Mb(m.peer.max_rss_kb).c_str(),
            static_cast<double>(m.ours.max_rss_kb) / m.peer.max_rss_kb);
@@ -281,9 +288,11 @@ int main(int argc, char** argv) {
   }
   if (sizes.size() >= 2) {
     double ratio = ours.back() / ours.front();
-    printf("| overlay scaling %d -> %d resources (ours) | %.2fx time | kubectl kustomize: see rows above | %.2f | <= %.1f (linear) |\n",
-           sizes.front(), sizes.back(), ratio, ratio,
-           1.2 * sizes.back() / static_cast<double>(sizes.front()));
+    printf(
+        "| overlay scaling %d -> %d resources (ours) | %.2fx time | kubectl kustomize: see rows "
+        "above | %.2f | <= %.1f (linear) |\n",
+        sizes.front(), sizes.back(), ratio, ratio,
+        1.2 * sizes.back() / static_cast<double>(sizes.front()));
   }
   Bench("generators + name references", sizes.front(), true, sizes.front() <= no_peer_above, 3);
   return 0;

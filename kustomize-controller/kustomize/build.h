@@ -41,7 +41,7 @@ struct FluxOverlay {
   std::string name_suffix;
   std::vector<Patch> patches;
   std::vector<Image> images;
-  std::vector<std::string> components;  // relative to the path
+  std::vector<std::string> components;                    // relative to the path
   std::map<std::string, std::string> common_labels;       // commonMetadata.labels
   std::map<std::string, std::string> common_annotations;  // commonMetadata.annotations
 };

@@ -11,8 +11,8 @@
 #include <unordered_set>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -43,14 +43,41 @@ const char* const kKustomizationFiles[] = {"kustomization.yaml", "kustomization.
                                            "Kustomization"};
 
 const std::set<std::string>& KnownKustomizationFields() {
-  static const std::set<std::string> kFields = {
-      "apiVersion", "kind", "metadata", "resources", "bases", "components", "crds",
-      "namespace", "namePrefix", "nameSuffix", "commonLabels", "labels", "commonAnnotations",
-      "patches", "patchesStrategicMerge", "patchesJson6902", "images", "replicas",
-      "configMapGenerator", "secretGenerator", "generatorOptions", "replacements", "vars",
-      "sortOptions", "buildMetadata", "configurations", "openapi", "generators",
-      "transformers", "validators", "helmCharts", "helmGlobals", "helmChartInflationGenerator",
-      "imageTags", "inventory"};
+  static const std::set<std::string> kFields = {"apiVersion",
+                                                "kind",
+                                                "metadata",
+                                                "resources",
+                                                "bases",
+                                                "components",
+                                                "crds",
+                                                "namespace",
+                                                "namePrefix",
+                                                "nameSuffix",
+                                                "commonLabels",
+                                                "labels",
+                                                "commonAnnotations",
+                                                "patches",
+                                                "patchesStrategicMerge",
+                                                "patchesJson6902",
+                                                "images",
+                                                "replicas",
+                                                "configMapGenerator",
+                                                "secretGenerator",
+                                                "generatorOptions",
+                                                "replacements",
+                                                "vars",
+                                                "sortOptions",
+                                                "buildMetadata",
+                                                "configurations",
+                                                "openapi",
+                                                "generators",
+                                                "transformers",
+                                                "validators",
+                                                "helmCharts",
+                                                "helmGlobals",
+                                                "helmChartInflationGenerator",
+                                                "imageTags",
+                                                "inventory"};
   return kFields;
 }
 
@@ -104,8 +131,8 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> StrictPairs(
   if (m == nullptr || m->IsNull()) return out;
   if (!m->IsMap()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid Kustomization: json: cannot unmarshal into Go struct field ",
-                     field, " of type map[string]string"));
+        absl::StrCat("invalid Kustomization: json: cannot unmarshal into Go struct field ", field,
+                     " of type map[string]string"));
   }
   for (const auto& e : m->entries()) {
     const Node& v = e.second;
@@ -163,7 +190,6 @@ bool AnyIdMatches(const Resource& r, const Gvk& gvk, const std::string& name,
   return false;
 }
 
-
 // --- label selectors -------------------------------------------------------
 
 absl::StatusOr<bool> MatchesSelector(const std::string& selector,
@@ -193,7 +219,8 @@ absl::StatusOr<bool> MatchesSelector(const std::string& selector,
       std::string v(absl::StripAsciiWhitespace(req.substr(p + 2)));
       auto it = labels.find(k);
       if (it != labels.end() && it->second == v) return false;
-    } else if ((p = req.find("==")) != std::string::npos || (p = req.find('=')) != std::string::npos) {
+    } else if ((p = req.find("==")) != std::string::npos ||
+               (p = req.find('=')) != std::string::npos) {
       size_t len = req.compare(p, 2, "==") == 0 ? 2 : 1;
       std::string k(absl::StripAsciiWhitespace(req.substr(0, p)));
       std::string v(absl::StripAsciiWhitespace(req.substr(p + len)));
@@ -258,7 +285,9 @@ absl::StatusOr<std::vector<size_t>> Select(const std::vector<Resource>& ra, cons
     if (!g.IsSelectedBy(s.gvk)) continue;
     if (ns_re) {
       bool cluster = IsClusterScoped(g);
-      auto eff = [&](const std::string& ns) { return cluster ? "" : (ns.empty() ? "default" : ns); };
+      auto eff = [&](const std::string& ns) {
+        return cluster ? "" : (ns.empty() ? "default" : ns);
+      };
       if (!std::regex_match(eff(OrigNs(r)), *ns_re) && !std::regex_match(eff(r.ns()), *ns_re)) {
         continue;
       }
@@ -289,12 +318,23 @@ std::string EncodeHash(const std::string& hex) {
   std::string enc = hex.substr(0, 10);
   for (char& c : enc) {
     switch (c) {
-      case '0': c = 'g'; break;
-      case '1': c = 'h'; break;
-      case '3': c = 'k'; break;
-      case 'a': c = 'm'; break;
-      case 'e': c = 't'; break;
-      default: break;
+      case '0':
+        c = 'g';
+        break;
+      case '1':
+        c = 'h';
+        break;
+      case '3':
+        c = 'k';
+        break;
+      case 'a':
+        c = 'm';
+        break;
+      case 'e':
+        c = 't';
+        break;
+      default:
+        break;
     }
   }
   return enc;
@@ -370,8 +410,8 @@ struct Engine::Target {
   absl::StatusOr<std::string> Load(const std::string& rel) const {
     std::string p = JoinPath(dir, rel);
     if (engine->restrict_files_ && !IsUnder(p, dir)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "security; file '", p, "' is not in or below '", dir, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("security; file '", p, "' is not in or below '", dir, "'"));
     }
     return engine->ReadFile(p);
   }
@@ -390,14 +430,14 @@ struct Engine::Target {
     return absl::OkStatus();
   }
 
-  absl::Status Generate(const Node& g, const Node* global, bool secret,
-                        std::vector<Resource>* ra) {
+  absl::Status Generate(const Node& g, const Node* global, bool secret, std::vector<Resource>* ra) {
     std::string name = g.GetString({"name"});
     std::string ns = g.GetString({"namespace"});
     std::string behavior = g.GetString({"behavior"});
     if (behavior.empty()) behavior = "create";
     if (behavior != "create" && behavior != "merge" && behavior != "replace") {
-      return absl::InvalidArgumentError(absl::StrCat("unknown generator behavior '", behavior, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown generator behavior '", behavior, "'"));
     }
     if (name.empty()) {
       return absl::InvalidArgumentError(
@@ -446,9 +486,9 @@ struct Engine::Target {
         return absl::InvalidArgumentError(absl::StrCat("missing key name for file path \"",
                                                        f.substr(1), "\" in source \"", f, "\""));
       } else if (n == 1 && f.back() == '=') {
-        return absl::InvalidArgumentError(
-            absl::StrCat("missing file path for key name \"", f.substr(0, f.size() - 1),
-                         "\" in source \"", f, "\""));
+        return absl::InvalidArgumentError(absl::StrCat("missing file path for key name \"",
+                                                       f.substr(0, f.size() - 1), "\" in source \"",
+                                                       f, "\""));
       } else if (n > 1) {
         return absl::InvalidArgumentError(
             absl::StrCat("source \"", f, "\" key name or file path contains '='"));
@@ -470,9 +510,10 @@ struct Engine::Target {
     Node binary = Node::Map();
     for (const auto& [key, value] : pairs) {
       if (!IsValidConfigKey(key)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "\"", key, "\" is not a valid key name: a valid config key must consist of "
-            "alphanumeric characters, '-', '_' or '.'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("\"", key,
+                         "\" is not a valid key name: a valid config key must consist of "
+                         "alphanumeric characters, '-', '_' or '.'"));
       }
       if (!seen.insert(key).second) {
         return absl::InvalidArgumentError(absl::StrCat(secret ? "secret " : "configmap ", name,
@@ -494,7 +535,8 @@ struct Engine::Target {
     }
     // Options: the generator's own, with generatorOptions filling the gaps.
     const Node* local = g.Find("options");
-    std::map<std::string, std::string> labels = StringMap(global ? global->Find("labels") : nullptr);
+    std::map<std::string, std::string> labels =
+        StringMap(global ? global->Find("labels") : nullptr);
     std::map<std::string, std::string> annotations =
         StringMap(global ? global->Find("annotations") : nullptr);
     for (const auto& [lk, lv] : StringMap(local ? local->Find("labels") : nullptr)) labels[lk] = lv;
@@ -529,20 +571,20 @@ struct Engine::Target {
     }
     if (match < 0) {
       if (behavior != "create") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "id resid.ResId{Gvk:resid.Gvk{Group:\"\", Version:\"v1\", Kind:\"", gvk.kind,
-            "\", isClusterScoped:false}, Name:\"", name, "\", Namespace:\"", ns,
-            "\"} does not exist; cannot merge or replace"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("id resid.ResId{Gvk:resid.Gvk{Group:\"\", Version:\"v1\", Kind:\"",
+                         gvk.kind, "\", isClusterScoped:false}, Name:\"", name, "\", Namespace:\"",
+                         ns, "\"} does not exist; cannot merge or replace"));
       }
       ra->push_back(std::move(res));
       return absl::OkStatus();
     }
     Resource& old = (*ra)[match];
     if (behavior == "create") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "id resid.ResId{Gvk:resid.Gvk{Group:\"\", Version:\"v1\", Kind:\"", gvk.kind,
-          "\", isClusterScoped:false}, Name:\"", name, "\", Namespace:\"", ns,
-          "\"} exists; behavior must be merge or replace"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("id resid.ResId{Gvk:resid.Gvk{Group:\"\", Version:\"v1\", Kind:\"", gvk.kind,
+                       "\", isClusterScoped:false}, Name:\"", name, "\", Namespace:\"", ns,
+                       "\"} exists; behavior must be merge or replace"));
     }
     if (behavior == "merge") {
       for (const char* f : {"data", "binaryData"}) {
@@ -595,8 +637,8 @@ struct Engine::Target {
       return absl::InvalidArgumentError(absl::StrCat(
           matches.empty() ? "no matches for Id " : "multiple matches for Id ", gvk.kind, ".",
           gvk.version, ".", gvk.group, "/", name, ".", ns.empty() ? "[noNs]" : ns,
-          "; failed to find unique target for patch ", gvk.kind, ".", gvk.version, ".",
-          gvk.group, "/", name, ".", ns.empty() ? "[noNs]" : ns));
+          "; failed to find unique target for patch ", gvk.kind, ".", gvk.version, ".", gvk.group,
+          "/", name, ".", ns.empty() ? "[noNs]" : ns));
     }
     return ApplySmpAt(ra, matches, patch);
   }
@@ -676,9 +718,8 @@ struct Engine::Target {
       std::string path = p.GetString({"path"});
       const Node* inline_patch = p.Find("patch");
       if (path.empty() == (inline_patch == nullptr || inline_patch->IsNull())) {
-        return absl::InvalidArgumentError(
-            "unable to parse SM or JSON patch from [path: \"" + path +
-            "\"]: must specify exactly one of path and patch");
+        return absl::InvalidArgumentError("unable to parse SM or JSON patch from [path: \"" + path +
+                                          "\"]: must specify exactly one of path and patch");
       }
       std::string text;
       if (!path.empty()) {
@@ -691,7 +732,8 @@ struct Engine::Target {
       bool json = docs.size() == 1 && docs[0].IsSeq();
       if (json) {
         if (target == nullptr || !target->IsMap()) {
-          return absl::InvalidArgumentError("unable to apply patch with JSON6902 patch without target");
+          return absl::InvalidArgumentError(
+              "unable to apply patch with JSON6902 patch without target");
         }
         ASSIGN_OR_RETURN(std::vector<size_t> idx, Select(*ra, ParseSelector(*target)));
         for (size_t i : idx) {
@@ -911,7 +953,8 @@ struct Engine::Target {
       std::string name = rep.GetString({"name"});
       const Node* count = rep.Find("count");
       if (count == nullptr || count->kind() != Node::Kind::kInt) {
-        return absl::InvalidArgumentError(absl::StrCat("replicas count for ", name, " must be an integer"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("replicas count for ", name, " must be an integer"));
       }
       bool found = false;
       for (const FieldSpec& fs : specs) {
@@ -1020,8 +1063,8 @@ struct Engine::Target {
     if (list == nullptr || list->IsNull()) return absl::OkStatus();
     if (!list->IsSeq()) return absl::InvalidArgumentError("images must be a list");
     for (const Node& img : list->items()) {
-      ImageRule rule{img.GetString({"name"}), img.GetString({"newName"}),
-                     img.GetString({"newTag"}), img.GetString({"digest"})};
+      ImageRule rule{img.GetString({"name"}), img.GetString({"newName"}), img.GetString({"newTag"}),
+                     img.GetString({"digest"})};
       if (rule.name.empty()) continue;
       for (Resource& r : *ra) {
         UpdateImagesIn(r.obj, rule);
@@ -1159,9 +1202,8 @@ class NameRefFixer {
   }
 
  private:
-  absl::StatusOr<int> SelectReferral(
-      const std::string& old_name, const Resource& referrer, const FieldSpec& fs,
-      const std::vector<size_t>& pool) {
+  absl::StatusOr<int> SelectReferral(const std::string& old_name, const Resource& referrer,
+                                     const FieldSpec& fs, const std::vector<size_t>& pool) {
     std::vector<size_t> c;
     bool role_ref = absl::EndsWith(fs.path, "roleRef/name");
     std::string role_kind = role_ref ? referrer.obj.GetString({"roleRef", "kind"}) : "";
@@ -1299,11 +1341,28 @@ void LegacySort(std::vector<Resource>* ra, const std::vector<std::string>& first
   *ra = std::move(sorted);
 }
 
-const std::vector<std::string> kDefaultOrderFirst = {
-    "Namespace", "ResourceQuota", "StorageClass", "CustomResourceDefinition", "ServiceAccount",
-    "PodSecurityPolicy", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ConfigMap",
-    "Secret", "Endpoints", "Service", "LimitRange", "PriorityClass", "PersistentVolume",
-    "PersistentVolumeClaim", "Deployment", "StatefulSet", "CronJob", "PodDisruptionBudget"};
+const std::vector<std::string> kDefaultOrderFirst = {"Namespace",
+                                                     "ResourceQuota",
+                                                     "StorageClass",
+                                                     "CustomResourceDefinition",
+                                                     "ServiceAccount",
+                                                     "PodSecurityPolicy",
+                                                     "Role",
+                                                     "ClusterRole",
+                                                     "RoleBinding",
+                                                     "ClusterRoleBinding",
+                                                     "ConfigMap",
+                                                     "Secret",
+                                                     "Endpoints",
+                                                     "Service",
+                                                     "LimitRange",
+                                                     "PriorityClass",
+                                                     "PersistentVolume",
+                                                     "PersistentVolumeClaim",
+                                                     "Deployment",
+                                                     "StatefulSet",
+                                                     "CronJob",
+                                                     "PodDisruptionBudget"};
 const std::vector<std::string> kDefaultOrderLast = {"MutatingWebhookConfiguration",
                                                     "ValidatingWebhookConfiguration"};
 
@@ -1312,9 +1371,9 @@ absl::Status AppendResource(std::vector<Resource>* ra, std::unordered_set<std::s
   std::string id = IdString(r);
   if (!ids->insert(id).second) {
     Gvk g = Gvk::Of(r.obj);
-    return absl::InvalidArgumentError(absl::StrCat(
-        "may not add resource with an already registered id: ", g.kind, ".", g.version, ".",
-        g.group, "/", r.name(), ".", r.ns().empty() ? "[noNs]" : r.ns()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("may not add resource with an already registered id: ", g.kind, ".", g.version,
+                     ".", g.group, "/", r.name(), ".", r.ns().empty() ? "[noNs]" : r.ns()));
   }
   ra->push_back(std::move(r));
   return absl::OkStatus();
@@ -1333,8 +1392,7 @@ absl::Status AddObject(Node obj, const std::string& file, std::vector<Resource>*
     return absl::OkStatus();
   }
   if (kind.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("missing kind in object in ", file));
+    return absl::InvalidArgumentError(absl::StrCat("missing kind in object in ", file));
   }
   if (obj.GetString({"metadata", "name"}).empty()) {
     return absl::InvalidArgumentError(
@@ -1458,7 +1516,8 @@ absl::StatusOr<std::string> Engine::ReadFile(const std::string& path) const {
 absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, bool component,
                                 std::vector<Resource>* ra, int depth) {
   if (depth > kMaxDepth) {
-    return absl::InvalidArgumentError(absl::StrCat("kustomization nesting too deep at '", dir, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("kustomization nesting too deep at '", dir, "'"));
   }
   Target t;
   t.engine = this;
@@ -1478,7 +1537,8 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
     if (found.empty()) {
       return absl::NotFoundError(absl::StrCat(
           "unable to find one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization' "
-          "in directory '", t.dir, "'"));
+          "in directory '",
+          t.dir, "'"));
     }
     std::string file = (fs::path(t.dir) / found[0]).string();
     ASSIGN_OR_RETURN(std::string text, ReadFile(file));
@@ -1487,13 +1547,14 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
     t.k = std::move(*k);
     if (t.k.IsNull()) t.k = Node::Map();
     if (!t.k.IsMap()) {
-      return absl::InvalidArgumentError(absl::StrCat("invalid Kustomization ", file, ": not a map"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid Kustomization ", file, ": not a map"));
     }
   }
   for (const auto& e : t.k.entries()) {
     if (!KnownKustomizationFields().count(e.first)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "invalid Kustomization: json: unknown field \"", e.first, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid Kustomization: json: unknown field \"", e.first, "\""));
     }
   }
   std::string kind = t.k.GetString({"kind"});
@@ -1519,8 +1580,8 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
     if (empty) return absl::InvalidArgumentError("kustomization.yaml is empty");
   }
   if (component && kind != "Component") {
-    return absl::InvalidArgumentError(absl::StrCat("expected kind 'Component' for path '", t.dir,
-                                                   "' but got '", kind, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected kind 'Component' for path '", t.dir, "' but got '", kind, "'"));
   }
   if (!component && kind == "Component") {
     return absl::InvalidArgumentError(
@@ -1531,8 +1592,8 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
     const Node* n = t.k.Find(unsupported);
     if (n != nullptr && !n->IsNull() && !(n->IsSeq() && n->items().empty())) {
       return absl::UnimplementedError(absl::StrCat("kustomization field '", unsupported,
-                                                   "' is not supported by this engine (in ",
-                                                   t.dir, ")"));
+                                                   "' is not supported by this engine (in ", t.dir,
+                                                   ")"));
     }
   }
 
@@ -1551,8 +1612,8 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
   for (const Resource& r : *ra) ids.insert(IdString(r));
   for (const std::string& entry : resources) {
     if (LooksRemote(entry)) {
-      return absl::UnimplementedError(absl::StrCat(
-          "accumulating resources: remote resource '", entry, "' is not supported"));
+      return absl::UnimplementedError(
+          absl::StrCat("accumulating resources: remote resource '", entry, "' is not supported"));
     }
     std::string p = JoinPath(t.dir, entry);
     absl::StatusOr<std::string> confined = Confine(p);
@@ -1571,9 +1632,9 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
       continue;
     }
     if (restrict_files_ && !IsUnder(*confined, t.dir)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "accumulating resources: security; file '", *confined, "' is not in or below '", t.dir,
-          "'"));
+      return absl::InvalidArgumentError(absl::StrCat("accumulating resources: security; file '",
+                                                     *confined, "' is not in or below '", t.dir,
+                                                     "'"));
     }
     absl::StatusOr<std::string> text = ReadFile(*confined);
     if (!text.ok()) {
@@ -1651,7 +1712,8 @@ const Node* LookupFieldPath(const Node& root, const std::string& path) {
       size_t eq = inner.find('=');
       const Node* next = nullptr;
       for (const Node& item : n->items()) {
-        if (eq != std::string::npos && item.GetString({inner.substr(0, eq)}) == inner.substr(eq + 1)) {
+        if (eq != std::string::npos &&
+            item.GetString({inner.substr(0, eq)}) == inner.substr(eq + 1)) {
           next = &item;
           break;
         }
@@ -1761,9 +1823,8 @@ absl::Status Engine::MergeVars(const Node& vars, std::vector<Resource>* ra) {
       if (m) matched.push_back(&r);
     }
     if (matched.size() > 1) {
-      return absl::InvalidArgumentError(absl::StrCat("found ", matched.size(),
-                                                     " resId matches for var ", name,
-                                                     " (unable to disambiguate)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "found ", matched.size(), " resId matches for var ", name, " (unable to disambiguate)"));
     }
     if (matched.size() == 1) matched[0]->ref_var_names.push_back(name);
     for (const Node& existing : vars_) {
@@ -1795,8 +1856,8 @@ absl::Status Engine::ResolveVars(std::vector<Resource>* ra) {
     }
     const Node* value = LookupFieldPath(owner->obj, path);
     if (value == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "field specified in var '", name, "' not found in corresponding resource"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("field specified in var '", name, "' not found in corresponding resource"));
     }
     Node val = *value;
     if (val.kind() == Node::Kind::kInt) {
@@ -1805,8 +1866,8 @@ absl::Status Engine::ResolveVars(std::vector<Resource>* ra) {
       if (absl::SimpleAtoi(val.scalar(), &i)) {
         val = Node::Int(i);
       } else {
-        return absl::InvalidArgumentError(absl::StrCat("var '", name, "': invalid int ",
-                                                       val.scalar()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("var '", name, "': invalid int ", val.scalar()));
       }
     } else if (val.kind() == Node::Kind::kTimestamp || val.kind() == Node::Kind::kNull) {
       val = Node::String(val.scalar());
@@ -1841,7 +1902,8 @@ absl::StatusOr<Node> Engine::LoadKustomization(const std::string& dir) const {
     if (!k.ok()) return Annotate(k.status(), absl::StrCat("invalid Kustomization ", file));
     if (k->IsNull()) return Node::Map();
     if (!k->IsMap()) {
-      return absl::InvalidArgumentError(absl::StrCat("invalid Kustomization ", file, ": not a map"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid Kustomization ", file, ": not a map"));
     }
     return std::move(*k);
   }
@@ -1901,8 +1963,8 @@ absl::StatusOr<std::vector<Resource>> Engine::Build(const std::string& dir,
         return absl::UnimplementedError(
             absl::StrCat("buildMetadata option '", opt.scalar(), "' is not supported"));
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "invalid buildMetadata option: ", opt.scalar()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid buildMetadata option: ", opt.scalar()));
       }
     }
   }

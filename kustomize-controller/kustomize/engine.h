@@ -25,7 +25,7 @@ struct Resource {
   std::vector<std::string> suffixes;
   bool needs_hash = false;
   std::vector<std::string> ref_var_names;  // legacy `vars` that point here
-  std::string behavior;  // generators: create, merge, replace
+  std::string behavior;                    // generators: create, merge, replace
 
   std::string name() const { return obj.GetString({"metadata", "name"}); }
   std::string ns() const { return obj.GetString({"metadata", "namespace"}); }

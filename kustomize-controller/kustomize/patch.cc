@@ -41,13 +41,34 @@ struct ListRule {
 };
 
 Type RootType(const Node& obj) {
-  static const std::set<std::string> kKnown = {
-      "ConfigMap", "Secret", "ServiceAccount", "Namespace", "PersistentVolume",
-      "PersistentVolumeClaim", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
-      "Ingress", "IngressClass", "NetworkPolicy", "HorizontalPodAutoscaler",
-      "PodDisruptionBudget", "StorageClass", "PriorityClass", "Endpoints", "LimitRange",
-      "ResourceQuota", "CustomResourceDefinition", "APIService", "Lease", "Event",
-      "EndpointSlice", "RuntimeClass", "CSIDriver", "VolumeAttachment"};
+  static const std::set<std::string> kKnown = {"ConfigMap",
+                                               "Secret",
+                                               "ServiceAccount",
+                                               "Namespace",
+                                               "PersistentVolume",
+                                               "PersistentVolumeClaim",
+                                               "Role",
+                                               "ClusterRole",
+                                               "RoleBinding",
+                                               "ClusterRoleBinding",
+                                               "Ingress",
+                                               "IngressClass",
+                                               "NetworkPolicy",
+                                               "HorizontalPodAutoscaler",
+                                               "PodDisruptionBudget",
+                                               "StorageClass",
+                                               "PriorityClass",
+                                               "Endpoints",
+                                               "LimitRange",
+                                               "ResourceQuota",
+                                               "CustomResourceDefinition",
+                                               "APIService",
+                                               "Lease",
+                                               "Event",
+                                               "EndpointSlice",
+                                               "RuntimeClass",
+                                               "CSIDriver",
+                                               "VolumeAttachment"};
   std::string kind = obj.GetString({"kind"});
   if (kind == "Pod") return Type::kPodRoot;
   if (kind == "Deployment" || kind == "ReplicaSet" || kind == "StatefulSet" ||
@@ -65,9 +86,15 @@ Type RootType(const Node& obj) {
 
 bool HasObjectMeta(Type t) {
   switch (t) {
-    case Type::kKnownRoot: case Type::kPodRoot: case Type::kWorkloadRoot:
-    case Type::kCronJobRoot: case Type::kPodTemplateRoot: case Type::kPodTemplate:
-    case Type::kServiceRoot: case Type::kWebhookRoot: case Type::kJobTemplate:
+    case Type::kKnownRoot:
+    case Type::kPodRoot:
+    case Type::kWorkloadRoot:
+    case Type::kCronJobRoot:
+    case Type::kPodTemplateRoot:
+    case Type::kPodTemplate:
+    case Type::kServiceRoot:
+    case Type::kWebhookRoot:
+    case Type::kJobTemplate:
       return true;
     default:
       return false;
@@ -216,8 +243,7 @@ absl::Status MergeList(Node& target, const Node& patch, const ListRule& rule) {
     if (!item.IsMap() || item.Find(rule.key) == nullptr) continue;
     int match = -1;
     for (size_t i = 0; i < target.items().size(); ++i) {
-      if (!used[i] && target.items()[i].IsMap() &&
-          SameElement(target.items()[i], item, rule.key)) {
+      if (!used[i] && target.items()[i].IsMap() && SameElement(target.items()[i], item, rule.key)) {
         match = static_cast<int>(i);
         break;
       }
@@ -355,7 +381,8 @@ absl::Status Remove(Node& root, const std::vector<std::string>& segs, const std:
   if (parent->IsSeq()) {
     size_t idx;
     if (!absl::SimpleAtoi(last, &idx) || idx >= parent->items().size()) {
-      return absl::InvalidArgumentError(absl::StrCat("remove operation does not apply: doc is missing path: \"", path, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("remove operation does not apply: doc is missing path: \"", path, "\""));
     }
     if (removed != nullptr) *removed = parent->items()[idx];
     parent->items().erase(parent->items().begin() + idx);
@@ -390,7 +417,8 @@ absl::Status Add(Node& root, const std::vector<std::string>& segs, const std::st
     }
     size_t idx;
     if (!absl::SimpleAtoi(last, &idx) || idx > items.size() || (replace && idx == items.size())) {
-      return absl::InvalidArgumentError(absl::StrCat("add operation does not apply: doc is missing path: \"", path, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("add operation does not apply: doc is missing path: \"", path, "\""));
     }
     if (replace) {
       items[idx] = std::move(value);
@@ -416,7 +444,8 @@ absl::Status ApplyStrategicMerge(Node& target, const Node& patch, bool* deleted)
 }
 
 absl::Status ApplyJson6902(Node& target, const Node& ops) {
-  if (!ops.IsSeq()) return absl::InvalidArgumentError("json6902 patch must be a list of operations");
+  if (!ops.IsSeq())
+    return absl::InvalidArgumentError("json6902 patch must be a list of operations");
   for (const Node& op : ops.items()) {
     if (!op.IsMap()) return absl::InvalidArgumentError("json6902 operation must be a map");
     std::string kind = op.GetString({"op"});
@@ -448,7 +477,8 @@ absl::Status ApplyJson6902(Node& target, const Node& ops) {
             absl::StrCat("testing value ", path, " failed: test failed"));
       }
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected kind of operation: \"", kind, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected kind of operation: \"", kind, "\""));
     }
   }
   return absl::OkStatus();

@@ -166,8 +166,8 @@ void Walk(Node& n, const std::vector<std::string>& parts, size_t i, bool create,
   if (child == nullptr) {
     if (!create) return;
     Node& made = n[part];
-    bool next_is_matcher = i + 1 < parts.size() && !parts[i + 1].empty() &&
-                           parts[i + 1].front() == '[';
+    bool next_is_matcher =
+        i + 1 < parts.size() && !parts[i + 1].empty() && parts[i + 1].front() == '[';
     if (i + 1 == parts.size()) {
       // Created leaves stay null so they take the value's own type.
       made = leaf_kind == Node::Kind::kMap   ? Node::Map()
@@ -255,11 +255,10 @@ absl::StatusOr<Node> GetReplacement(std::vector<Resource>* ra, const Node& r) {
   if (found.empty() || found[0].node->IsNull() ||
       (found[0].node->IsMap() && found[0].node->entries().empty()) ||
       (found[0].node->IsSeq() && found[0].node->items().empty())) {
-    return absl::InvalidArgumentError(absl::StrCat("fieldPath `", field_path,
-                                                   "` is missing for replacement source ",
-                                                   sel.gvk.kind, ".", sel.gvk.version, ".",
-                                                   sel.gvk.group, "/", sel.name, ".",
-                                                   sel.ns.empty() ? "[noNs]" : sel.ns));
+    return absl::InvalidArgumentError(
+        absl::StrCat("fieldPath `", field_path, "` is missing for replacement source ",
+                     sel.gvk.kind, ".", sel.gvk.version, ".", sel.gvk.group, "/", sel.name, ".",
+                     sel.ns.empty() ? "[noNs]" : sel.ns));
   }
   Node value = *found[0].node;
   FieldOptions opt = ParseOptions(src->Find("options"));
@@ -269,9 +268,8 @@ absl::StatusOr<Node> GetReplacement(std::vector<Resource>* ra, const Node& r) {
     }
     std::vector<std::string> parts = absl::StrSplit(value.scalar(), opt.delimiter);
     if (opt.index < 0 || opt.index >= static_cast<int>(parts.size())) {
-      return absl::InvalidArgumentError(absl::StrCat("options.index ", opt.index,
-                                                     " is out of bounds for value ",
-                                                     value.scalar()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "options.index ", opt.index, " is out of bounds for value ", value.scalar()));
     }
     Node refined = value;
     refined.set_string(parts[opt.index]);
@@ -321,8 +319,9 @@ absl::Status ApplyToTargets(std::vector<Resource>* ra, const Node& value, const 
       for (const std::string& fp : paths) {
         std::vector<Found> fields;
         Walk(res.obj, SplitReplacementPath(fp), 0, opt.create,
-             value.IsMap() ? Node::Kind::kMap : value.IsSeq() ? Node::Kind::kSeq
-                                                               : Node::Kind::kString,
+             value.IsMap()   ? Node::Kind::kMap
+             : value.IsSeq() ? Node::Kind::kSeq
+                             : Node::Kind::kString,
              &fields);
         if (fields.empty()) {
           return absl::InvalidArgumentError(

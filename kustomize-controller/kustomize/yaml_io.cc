@@ -252,8 +252,7 @@ Node ResolvePlain(const std::string& s) {
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") {
     return Node::Scalar(Kind::kNull, s);
   }
-  if (s == "true" || s == "True" || s == "TRUE" || s == "false" || s == "False" ||
-      s == "FALSE") {
+  if (s == "true" || s == "True" || s == "TRUE" || s == "false" || s == "False" || s == "FALSE") {
     return Node::Scalar(Kind::kBool, s);
   }
   char c = s[0];
@@ -444,16 +443,16 @@ absl::StatusOr<Node> LoadOne(const RawDocument& doc, size_t* budget) {
     if (root.IsNull() && !IsNullText(doc.text)) {
       // yaml-cpp reads stray flow indicators (",", "]") as an empty
       // document; go-yaml rejects them.
-      return absl::InvalidArgumentError(absl::StrCat(
-          "yaml: line ", doc.first_line, ": did not find expected node content"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("yaml: line ", doc.first_line, ": did not find expected node content"));
     }
     if (!conv.Convert(root, &out, 0)) {
       return absl::InvalidArgumentError(
           absl::StrCat("yaml: document at line ", doc.first_line, ": ", conv.error));
     }
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "yaml: line ", doc.first_line + std::max(0, e.mark.line), ": ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat("yaml: line ", doc.first_line + std::max(0, e.mark.line), ": ", e.msg));
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("yaml: ", e.what()));
   }
@@ -551,9 +550,9 @@ bool IsBomAt(const std::string& s, size_t i) {
 bool V2ResolvesAsString(const std::string& s) {
   if (s.empty()) return false;
   static const char* const kSpecial[] = {
-      "y",    "Y",    "yes",  "Yes",   "YES",   "true",  "True",  "TRUE",  "on",   "On",
-      "ON",   "n",    "N",    "no",    "No",    "NO",    "false", "False", "FALSE", "off",
-      "Off",  "OFF",  "~",    "null",  "Null",  "NULL",  ".nan",  ".NaN",  ".NAN", ".inf",
+      "y",    "Y",    "yes",   "Yes",   "YES",   "true",  "True",  "TRUE",  "on",    "On",
+      "ON",   "n",    "N",     "no",    "No",    "NO",    "false", "False", "FALSE", "off",
+      "Off",  "OFF",  "~",     "null",  "Null",  "NULL",  ".nan",  ".NaN",  ".NAN",  ".inf",
       ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", "<<"};
   char c = s[0];
   bool hinted = c == '+' || c == '-' || c == '.' || IsDigit(c) || strchr("yYnNtTfFoO~", c);
@@ -617,8 +616,8 @@ ScalarAnalysis Analyze(const std::string& v) {
     return a;
   }
   bool block_ind = false, flow_ind = false, line_breaks = false, special = false;
-  bool leading_space = false, leading_break = false, trailing_space = false,
-       trailing_break = false, break_space = false, space_break = false;
+  bool leading_space = false, leading_break = false, trailing_space = false, trailing_break = false,
+       break_space = false, space_break = false;
   bool prev_space = false, prev_break = false;
   if (v.size() >= 3 && (v.compare(0, 3, "---") == 0 || v.compare(0, 3, "...") == 0)) {
     block_ind = flow_ind = true;
@@ -630,11 +629,26 @@ ScalarAnalysis Analyze(const std::string& v) {
     char c = v[i];
     if (i == 0) {
       switch (c) {
-        case '#': case ',': case '[': case ']': case '{': case '}': case '&': case '*':
-        case '!': case '|': case '>': case '\'': case '"': case '%': case '@': case '`':
+        case '#':
+        case ',':
+        case '[':
+        case ']':
+        case '{':
+        case '}':
+        case '&':
+        case '*':
+        case '!':
+        case '|':
+        case '>':
+        case '\'':
+        case '"':
+        case '%':
+        case '@':
+        case '`':
           flow_ind = block_ind = true;
           break;
-        case '?': case ':':
+        case '?':
+        case ':':
           flow_ind = true;
           if (followed_by_ws) block_ind = true;
           break;
@@ -646,7 +660,12 @@ ScalarAnalysis Analyze(const std::string& v) {
       }
     } else {
       switch (c) {
-        case ',': case '?': case '[': case ']': case '{': case '}':
+        case ',':
+        case '?':
+        case '[':
+        case ']':
+        case '{':
+        case '}':
           flow_ind = true;
           break;
         case ':':
@@ -951,21 +970,51 @@ class Emitter {
         i += w;
         Put('\\');
         switch (cp) {
-          case 0x00: Put('0'); break;
-          case 0x07: Put('a'); break;
-          case 0x08: Put('b'); break;
-          case 0x09: Put('t'); break;
-          case 0x0A: Put('n'); break;
-          case 0x0B: Put('v'); break;
-          case 0x0C: Put('f'); break;
-          case 0x0D: Put('r'); break;
-          case 0x1B: Put('e'); break;
-          case 0x22: Put('"'); break;
-          case 0x5C: Put('\\'); break;
-          case 0x85: Put('N'); break;
-          case 0xA0: Put('_'); break;
-          case 0x2028: Put('L'); break;
-          case 0x2029: Put('P'); break;
+          case 0x00:
+            Put('0');
+            break;
+          case 0x07:
+            Put('a');
+            break;
+          case 0x08:
+            Put('b');
+            break;
+          case 0x09:
+            Put('t');
+            break;
+          case 0x0A:
+            Put('n');
+            break;
+          case 0x0B:
+            Put('v');
+            break;
+          case 0x0C:
+            Put('f');
+            break;
+          case 0x0D:
+            Put('r');
+            break;
+          case 0x1B:
+            Put('e');
+            break;
+          case 0x22:
+            Put('"');
+            break;
+          case 0x5C:
+            Put('\\');
+            break;
+          case 0x85:
+            Put('N');
+            break;
+          case 0xA0:
+            Put('_');
+            break;
+          case 0x2028:
+            Put('L');
+            break;
+          case 0x2029:
+            Put('P');
+            break;
           default: {
             int digits;
             if (cp <= 0xFF) {
@@ -1068,14 +1117,30 @@ void AppendJsonString(const std::string& s, std::string* out) {
   for (size_t i = 0; i < s.size(); ++i) {
     unsigned char c = s[i];
     switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
-      case '<': case '>': case '&':
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      case '\b':
+        *out += "\\b";
+        break;
+      case '\f':
+        *out += "\\f";
+        break;
+      case '<':
+      case '>':
+      case '&':
         *out += "\\u00";
         *out += kHex[c >> 4];
         *out += kHex[c & 0xF];

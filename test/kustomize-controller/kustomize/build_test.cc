@@ -31,7 +31,9 @@ TEST_F(BuildYamlTest, GeneratesKustomizationForPlainDirectory) {
   ASSERT_TRUE(WriteFile(root_ + "/app/a.yml", Cm("a")).ok());
   ASSERT_TRUE(WriteFile(root_ + "/app/notes.txt", "ignored").ok());
   ASSERT_TRUE(WriteFile(root_ + "/app/sub/c.yaml", Cm("c")).ok());
-  ASSERT_TRUE(WriteFile(root_ + "/app/kz/kustomization.yaml", "resources:\n- d.yaml\nnamePrefix: p-\n").ok());
+  ASSERT_TRUE(
+      WriteFile(root_ + "/app/kz/kustomization.yaml", "resources:\n- d.yaml\nnamePrefix: p-\n")
+          .ok());
   ASSERT_TRUE(WriteFile(root_ + "/app/kz/d.yaml", Cm("d")).ok());
   absl::StatusOr<std::string> out = BuildYaml(root_, "app");
   ASSERT_TRUE(out.ok()) << out.status();
@@ -43,7 +45,8 @@ TEST_F(BuildYamlTest, GeneratesKustomizationForPlainDirectory) {
 }
 
 TEST_F(BuildYamlTest, UsesExistingKustomization) {
-  ASSERT_TRUE(WriteFile(root_ + "/k/kustomization.yaml", "resources:\n- a.yaml\nnamespace: ns\n").ok());
+  ASSERT_TRUE(
+      WriteFile(root_ + "/k/kustomization.yaml", "resources:\n- a.yaml\nnamespace: ns\n").ok());
   ASSERT_TRUE(WriteFile(root_ + "/k/a.yaml", Cm("a")).ok());
   ASSERT_TRUE(WriteFile(root_ + "/k/unlisted.yaml", Cm("z")).ok());
   absl::StatusOr<std::string> out = BuildYaml(root_, "./k");

@@ -18,9 +18,10 @@ const std::string& FixtureDir() {
     auto* d = new std::string(std::filesystem::temp_directory_path().string() +
                               "/kustomize-fuzz-fixture");
     std::filesystem::create_directories(*d);
-    std::ofstream(*d + "/deploy.yaml") << "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
-                                          "  name: web\nspec:\n  template:\n    spec:\n"
-                                          "      containers:\n      - name: c\n        image: nginx\n";
+    std::ofstream(*d + "/deploy.yaml")
+        << "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+           "  name: web\nspec:\n  template:\n    spec:\n"
+           "      containers:\n      - name: c\n        image: nginx\n";
     std::ofstream(*d + "/cm.yaml") << "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n"
                                       "data:\n  a: b\n";
     return d;

@@ -13,16 +13,19 @@ Node Y(const std::string& s) {
 }
 
 TEST(StrategicMergeTest, MergesContainersByNamePatchOrderFirst) {
-  Node t = Y("kind: Pod\nspec:\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: y\n");
+  Node t =
+      Y("kind: Pod\nspec:\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: y\n");
   bool deleted = false;
   ASSERT_TRUE(ApplyStrategicMerge(
-                  t, Y("spec:\n  containers:\n  - name: b\n    image: z\n  - name: c\n    image: w\n"),
+                  t,
+                  Y("spec:\n  containers:\n  - name: b\n    image: z\n  - name: c\n    image: w\n"),
                   &deleted)
                   .ok());
   EXPECT_FALSE(deleted);
-  EXPECT_EQ(EmitYaml(t),
-            "kind: Pod\nspec:\n  containers:\n  - image: z\n    name: b\n  - image: w\n    name: c\n"
-            "  - image: x\n    name: a\n");
+  EXPECT_EQ(
+      EmitYaml(t),
+      "kind: Pod\nspec:\n  containers:\n  - image: z\n    name: b\n  - image: w\n    name: c\n"
+      "  - image: x\n    name: a\n");
 }
 
 TEST(StrategicMergeTest, ReplacesListsOfUnknownKinds) {

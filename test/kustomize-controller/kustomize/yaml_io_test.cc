@@ -58,7 +58,8 @@ TEST(YamlIoTest, SplitsDocumentsAndSkipsEmptyOnes) {
 }
 
 TEST(YamlIoTest, RejectsHostileInputWithoutHanging) {
-  for (const char* bad : {",", "[[[[", "a: [1, 2", "{a: 1", "\x01\x02\xff", ": : :", "- - - -\n  x: ["}) {
+  for (const char* bad :
+       {",", "[[[[", "a: [1, 2", "{a: 1", "\x01\x02\xff", ": : :", "- - - -\n  x: ["}) {
     SCOPED_TRACE(bad);
     absl::StatusOr<std::vector<Node>> r = ParseYamlStream(bad);
     // Either an error or a value: never a crash or a hang.
