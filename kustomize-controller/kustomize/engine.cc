@@ -1931,8 +1931,20 @@ absl::StatusOr<std::vector<Resource>> Engine::Build(const std::string& dir,
     Node* annotations = r.obj.FindPath({"metadata", "annotations"}) == nullptr
                             ? nullptr
                             : &r.obj["metadata"]["annotations"];
-    if (annotations == nullptr || !annotations->IsMap()) continue;
+    if (annotations == nullptr) continue;
+    if (annotations->IsNull() || (annotations->IsMap() && annotations->entries().empty())) {
+      r.obj["metadata"].Erase("annotations");
+      continue;
+    }
+    if (!annotations->IsMap()) continue;
     for (auto& e : annotations->entries()) {
+      // The rewrite loses key quoting; keys YAML 1.1 reads as other types
+      // then break kustomize's JSON conversion.
+      if (!ReadsAsStringInYaml11(e.first)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "annotation key \"", e.first, "\" of ", r.kind(), " ", r.name(),
+            ": json: unsupported type: map[interface {}]interface {}"));
+      }
       if (e.second.IsString()) continue;
       e.second = Node::String(e.second.IsScalar() ? e.second.scalar() : "");
     }

@@ -540,10 +540,11 @@ bool IsPrintableAt(const std::string& s, size_t i) {
           !(b(i + 1) == 0xBF && (b(i + 2) == 0xBE || b(i + 2) == 0xBF)));
 }
 
-bool IsBomAt(const std::string& s, size_t i) {
-  return i + 2 < s.size() && static_cast<unsigned char>(s[i]) == 0xEF &&
-         static_cast<unsigned char>(s[i + 1]) == 0xBB &&
-         static_cast<unsigned char>(s[i + 2]) == 0xBF;
+// go-yaml's is_bom ignores the position: it looks at the start of the value,
+// so a value that starts with a BOM has every character escaped.
+bool IsBomAt(const std::string& s, size_t /*i*/) {
+  return s.size() >= 3 && static_cast<unsigned char>(s[0]) == 0xEF &&
+         static_cast<unsigned char>(s[1]) == 0xBB && static_cast<unsigned char>(s[2]) == 0xBF;
 }
 
 // Would go-yaml v2 read this plain text back as a string?
@@ -838,8 +839,19 @@ class Emitter {
     });
     for (const Node::Entry* e : sorted) {
       WriteIndent();
-      EmitString(e->first, /*simple_key=*/true);
-      WriteIndicator(":", false, false, false);
+      const std::string& key = e->first;
+      bool multiline = false;
+      for (size_t i = 0; i < key.size(); ++i) multiline = multiline || IsBreakAt(key, i);
+      if (key.size() <= 128 && !multiline) {
+        EmitString(key, /*simple_key=*/true);
+        WriteIndicator(":", false, false, false);
+      } else {
+        // libyaml writes long or multi-line keys as complex keys.
+        WriteIndicator("?", true, false, true);
+        EmitString(key, /*simple_key=*/false);
+        WriteIndent();
+        WriteIndicator(":", true, false, true);
+      }
       EmitNode(e->second, false, true);
     }
     PopIndent();
@@ -1282,6 +1294,10 @@ std::string EmitYaml(const Node& node) {
 }
 
 std::string CanonicalScalar(const Node& n) { return Canonical(n); }
+
+bool ReadsAsStringInYaml11(const std::string& text) {
+  return V2ResolvesAsString(text) && !IsBase60Float(text);
+}
 
 Node ResolvePlainScalar(const std::string& text) {
   Node n = ResolvePlain(text);

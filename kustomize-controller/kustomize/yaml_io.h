@@ -43,6 +43,10 @@ std::string CanonicalScalar(const Node& n);
 // bool, int, float, date or string), keeping the text.
 Node ResolvePlainScalar(const std::string& text);
 
+// True when go-yaml v2 reads this unquoted text as a string (not a bool,
+// number, null or date).
+bool ReadsAsStringInYaml11(const std::string& text);
+
 // go-yaml v2's map key order.
 bool YamlKeyLess(const std::string& a, const std::string& b);
 
