@@ -127,19 +127,17 @@ absl::StatusOr<std::string> BuildYaml(const std::string& root, const std::string
     }
     if (!replaced) l.items().push_back(std::move(entry));
   }
-  if (!overlay.common_labels.empty()) {
-    Node label = Node::Map();
-    Node& pairs = label["pairs"];
-    pairs = Node::Map();
-    for (const auto& [lk, lv] : overlay.common_labels) pairs[lk] = Node::String(lv);
-    append("labels", std::move(label));
-  }
-  if (!overlay.common_annotations.empty()) {
-    Node& a = k["commonAnnotations"];
-    if (!a.IsMap()) a = Node::Map();
-    for (const auto& [ak, av] : overlay.common_annotations) a[ak] = Node::String(av);
-  }
   ASSIGN_OR_RETURN(std::vector<Resource> resources, engine.Build(dir.string(), &k));
+  // commonMetadata goes on every object's own metadata after the build, as
+  // Flux sets it before applying (not on selectors or pod templates).
+  for (Resource& r : resources) {
+    for (const auto& [lk, lv] : overlay.common_labels) {
+      r.obj["metadata"]["labels"][lk] = Node::String(lv);
+    }
+    for (const auto& [ak, av] : overlay.common_annotations) {
+      r.obj["metadata"]["annotations"][ak] = Node::String(av);
+    }
+  }
   return Engine::ToYaml(resources);
 }
 

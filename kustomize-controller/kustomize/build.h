@@ -42,8 +42,9 @@ struct FluxOverlay {
   std::vector<Patch> patches;
   std::vector<Image> images;
   std::vector<std::string> components;                    // relative to the path
-  std::map<std::string, std::string> common_labels;       // commonMetadata.labels
-  std::map<std::string, std::string> common_annotations;  // commonMetadata.annotations
+  // commonMetadata: set on each object's metadata after the build.
+  std::map<std::string, std::string> common_labels;
+  std::map<std::string, std::string> common_annotations;
 };
 
 // Like BuildYaml(root, path), with Flux's overlay applied. Files may be read

@@ -127,7 +127,7 @@ TEST_F(FluxOverlayTest, AppliesTargetNamespacePrefixImagesPatchesAndMetadata) {
   EXPECT_EQ(*out,
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  annotations:\n    owner: me\n"
             "  labels:\n    team: blue\n  name: p-web\n  namespace: prod\nspec:\n  replicas: 3\n"
-            "  template:\n    metadata:\n      annotations:\n        owner: me\n    spec:\n"
+            "  template:\n    spec:\n"
             "      containers:\n      - image: nginx:2\n        name: c\n");
 }
 
