@@ -22,6 +22,7 @@
 #include "httplib.h"
 #include "test/apiserver/json_util.h"
 #include "test/apiserver/merge.h"
+#include "test/apiserver/protobuf.h"
 #include "test/apiserver/registry.h"
 #include "test/apiserver/schema.h"
 #include "test/apiserver/selector.h"
@@ -1133,7 +1134,16 @@ void ApiServer::Impl::Watch(const Target& target, const httplib::Request& req,
 }
 
 Reply ApiServer::Impl::Create(const Target& t, const httplib::Request& req) {
-  auto body = ParseBody(req.body, false);
+  absl::StatusOr<json> body;
+  if (absl::StartsWith(req.get_header_value("Content-Type"),
+                       "application/vnd.kubernetes.protobuf")) {
+    body = DecodeKubeProtobuf(req.body);
+    if (absl::IsUnimplemented(body.status())) {
+      return Error(415, std::string(body.status().message()));
+    }
+  } else {
+    body = ParseBody(req.body, false);
+  }
   if (!body.ok()) return Error(400, std::string(body.status().message()));
   json obj = *body;
   if (!obj.is_object()) return Error(400, "the body must be a JSON object");

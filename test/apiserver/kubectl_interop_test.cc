@@ -318,6 +318,30 @@ TEST_F(KubectlInteropTest, DeletingANamespaceDeletesItsObjects) {
   EXPECT_THAT(*in_gone, HasSubstr("No resources found"));
 }
 
+// `kubectl create namespace|secret|configmap|serviceaccount` send protobuf.
+TEST_F(KubectlInteropTest, ImperativeCreateOfNamespaceSecretAndConfigMap) {
+  ASSERT_TRUE(server_->Kubectl({"create", "namespace", "imperative"}).ok());
+  auto secret =
+      server_->Kubectl({"create", "secret", "generic", "https-credentials", "-n", "imperative",
+                        "--from-literal=username=git", "--from-literal=password=s3cret"});
+  ASSERT_TRUE(secret.ok()) << secret.status();
+  auto pw = server_->Kubectl({"get", "secret", "https-credentials", "-n", "imperative", "-o",
+                              "jsonpath={.data.password}"});
+  ASSERT_TRUE(pw.ok());
+  EXPECT_EQ(*pw, "czNjcmV0");  // base64("s3cret")
+  ASSERT_TRUE(server_
+                  ->Kubectl({"create", "configmap", "settings", "-n", "imperative",
+                             "--from-literal=mode=fast"})
+                  .ok());
+  auto mode = server_->Kubectl(
+      {"get", "cm", "settings", "-n", "imperative", "-o", "jsonpath={.data.mode}"});
+  ASSERT_TRUE(mode.ok());
+  EXPECT_EQ(*mode, "fast");
+  auto deploy = server_->Kubectl({"create", "deployment", "web", "--image=nginx"});
+  ASSERT_FALSE(deploy.ok());
+  EXPECT_THAT(std::string(deploy.status().message()), HasSubstr("send JSON"));
+}
+
 TEST(KubectlAuthTest, WrongTokenIsUnauthorized) {
   auto server = TestApiServer::Start();
   ASSERT_TRUE(server.ok()) << server.status();
