@@ -1,5 +1,7 @@
 // Public entry points of the native kustomize engine, for the
 // kustomize-controller's reconciler and the `kustomize-build` CLI.
+// Thread-safe: builds share no mutable state, so reconcile workers may build
+// concurrently.
 #ifndef GITOPS_KUSTOMIZE_CONTROLLER_KUSTOMIZE_BUILD_H_
 #define GITOPS_KUSTOMIZE_CONTROLLER_KUSTOMIZE_BUILD_H_
 

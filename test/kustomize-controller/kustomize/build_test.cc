@@ -1,6 +1,11 @@
 #include "kustomize-controller/kustomize/build.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "test/support/process.h"
@@ -63,6 +68,40 @@ TEST_F(BuildYamlTest, RefusesToReadOutsideRoot) {
   absl::StatusOr<std::string> out = BuildYaml(root_, "k");
   RemoveTree(outside);
   EXPECT_FALSE(out.ok());
+}
+
+TEST_F(BuildYamlTest, RefusesSymlinkEscapingRoot) {
+  std::string outside = MakeTempDir("kz-outside");
+  ASSERT_TRUE(WriteFile(outside + "/secret.yaml", Cm("secret")).ok());
+  ASSERT_TRUE(WriteFile(root_ + "/k/kustomization.yaml", "resources:\n- link.yaml\n").ok());
+  ASSERT_EQ(symlink((outside + "/secret.yaml").c_str(), (root_ + "/k/link.yaml").c_str()), 0);
+  absl::StatusOr<std::string> out = BuildYaml(root_, "k");
+  RemoveTree(outside);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("not in or below"), absl::string_view::npos)
+      << out.status();
+}
+
+TEST_F(BuildYamlTest, ConcurrentBuildsAgree) {
+  ASSERT_TRUE(WriteFile(root_ + "/k/kustomization.yaml",
+                        "resources:\n- a.yaml\nnamePrefix: p-\nconfigMapGenerator:\n- name: g\n"
+                        "  literals: [x=1]\n")
+                  .ok());
+  ASSERT_TRUE(WriteFile(root_ + "/k/a.yaml", Cm("a")).ok());
+  absl::StatusOr<std::string> want = BuildYaml(root_, "k");
+  ASSERT_TRUE(want.ok()) << want.status();
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) {
+        absl::StatusOr<std::string> got = BuildYaml(root_, "k");
+        if (!got.ok() || *got != *want) ++mismatches;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST_F(BuildYamlTest, MissingPathIsNotFound) {
