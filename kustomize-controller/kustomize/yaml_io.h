@@ -16,7 +16,7 @@ namespace gitops::kustomize {
 
 // Limits that keep hostile input (alias bombs, huge documents) bounded.
 struct LoadLimits {
-  size_t max_nodes = 20'000'000;
+  size_t max_nodes = 4'000'000;
 };
 
 // Parses a multi-document YAML stream. Empty and null documents are dropped.

@@ -114,3 +114,27 @@ TEST(YamlIoTest, KeyOrderSurvivesHugeDigitRuns) {
 
 }  // namespace
 }  // namespace gitops::kustomize
+
+namespace gitops::kustomize {
+namespace {
+
+TEST(YamlIoTest, DeepNestingFailsCleanly) {
+  std::string deep(100000, '[');
+  EXPECT_FALSE(ParseYamlStream(deep).ok());
+  std::string deep_maps;
+  for (int i = 0; i < 5000; ++i) deep_maps += std::string(i, ' ') + "a:\n";
+  absl::StatusOr<std::vector<Node>> r = ParseYamlStream(deep_maps);
+  EXPECT_FALSE(r.ok());
+}
+
+TEST(YamlIoTest, BinaryJunkFailsOrParsesWithoutCrashing) {
+  std::string junk;
+  for (int i = 0; i < 4096; ++i) junk += static_cast<char>((i * 131) % 256);
+  absl::StatusOr<std::vector<Node>> r = ParseYamlStream(junk);
+  if (r.ok()) {
+    for (const Node& n : *r) EXPECT_FALSE(EmitYaml(n).empty());
+  }
+}
+
+}  // namespace
+}  // namespace gitops::kustomize
