@@ -1489,6 +1489,28 @@ Reply ApiServer::Impl::Commit(const Target& t, const json* old, json obj, json m
                        {"field", "metadata.namespace"}}}}});
     }
   }
+  // Shapes the real server would fail to decode (400, like its JSON decoder).
+  auto string_map = [](const json* v) {
+    if (v == nullptr || v->is_null()) return true;
+    if (!v->is_object()) return false;
+    for (const auto& e : *v) {
+      if (!e.is_string()) return false;
+    }
+    return true;
+  };
+  const json* fins = Find(meta, {"finalizers"});
+  bool fins_ok = fins == nullptr || fins->is_null() || fins->is_array();
+  if (fins_ok && fins != nullptr && fins->is_array()) {
+    for (const auto& f : *fins) fins_ok = fins_ok && f.is_string();
+  }
+  if (!string_map(Find(meta, {"labels"})) || !string_map(Find(meta, {"annotations"})) || !fins_ok ||
+      ((res.kind == "ConfigMap" || res.kind == "Secret") &&
+       (!string_map(Find(obj, {"data"})) || !string_map(Find(obj, {"stringData"})) ||
+        !string_map(Find(obj, {"binaryData"}))))) {
+    return Error(400, absl::StrCat("unable to decode ", res.QualifiedKind(), " \"", name,
+                                   "\": labels, annotations and data must be maps of strings, "
+                                   "finalizers a list of strings"));
+  }
   obj["apiVersion"] = res.GroupVersion();
   obj["kind"] = res.kind;
   // System-owned metadata comes from the stored object, never the client.
