@@ -1553,8 +1553,8 @@ absl::Status Engine::Accumulate(const std::string& dir, const Node* override_k, 
   }
   for (const auto& e : t.k.entries()) {
     if (!KnownKustomizationFields().count(e.first)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid Kustomization: json: unknown field \"", e.first, "\""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid Kustomization: json: unknown field \"", e.first, "\" (in ", t.dir, ")"));
     }
   }
   std::string kind = t.k.GetString({"kind"});
@@ -1941,9 +1941,9 @@ absl::StatusOr<std::vector<Resource>> Engine::Build(const std::string& dir,
       // The rewrite loses key quoting; keys YAML 1.1 reads as other types
       // then break kustomize's JSON conversion.
       if (!ReadsAsStringInYaml11(e.first)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "annotation key \"", e.first, "\" of ", r.kind(), " ", r.name(),
-            ": json: unsupported type: map[interface {}]interface {}"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("annotation key \"", e.first, "\" of ", r.kind(), " ", r.name(),
+                         ": json: unsupported type: map[interface {}]interface {}"));
       }
       if (e.second.IsString()) continue;
       e.second = Node::String(e.second.IsScalar() ? e.second.scalar() : "");
