@@ -644,10 +644,12 @@ struct Engine::Target {
   }
 
   absl::Status ApplySmpAt(std::vector<Resource>* ra, const std::vector<size_t>& idx,
-                          const Node& patch) {
+                          const Node& patch, bool allow_name_change = false,
+                          bool allow_kind_change = false) {
     std::vector<size_t> to_delete;
     for (size_t i : idx) {
       Resource& r = (*ra)[i];
+      if (allow_name_change || allow_kind_change) r.StorePreviousId();
       Node id_api = r.obj.Find("apiVersion") ? *r.obj.Find("apiVersion") : Node();
       Node id_kind = r.obj.Find("kind") ? *r.obj.Find("kind") : Node();
       std::string name = r.name();
@@ -659,9 +661,11 @@ struct Engine::Target {
         continue;
       }
       RetagAfterMerge(r.obj, false);
-      r.obj["apiVersion"] = id_api;
-      r.obj["kind"] = id_kind;
-      r.obj["metadata"]["name"] = Node::String(name);
+      if (!allow_kind_change) {
+        r.obj["apiVersion"] = id_api;
+        r.obj["kind"] = id_kind;
+      }
+      if (!allow_name_change) r.obj["metadata"]["name"] = Node::String(name);
       if (ns.empty()) {
         r.obj["metadata"].Erase("namespace");
       } else {
@@ -748,7 +752,10 @@ struct Engine::Target {
           RETURN_IF_ERROR(ApplySmpToMatchingId(ra, d));
         } else {
           ASSIGN_OR_RETURN(std::vector<size_t> idx, Select(*ra, ParseSelector(*target)));
-          RETURN_IF_ERROR(ApplySmpAt(ra, idx, d));
+          const Node* opts = p.Find("options");
+          bool allow_name = opts != nullptr && opts->GetString({"allowNameChange"}) == "true";
+          bool allow_kind = opts != nullptr && opts->GetString({"allowKindChange"}) == "true";
+          RETURN_IF_ERROR(ApplySmpAt(ra, idx, d, allow_name, allow_kind));
         }
       }
     }
