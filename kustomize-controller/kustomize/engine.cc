@@ -809,6 +809,8 @@ struct Engine::Target {
       }
       for (const FieldSpec& fs : specs) {
         if (!g.IsSelectedBy(fs.gvk)) continue;
+        // Only the core Namespace object is renamed to the namespace.
+        if (fs.path == "metadata/name" && !IsClusterScoped(g)) continue;
         RETURN_IF_ERROR(ApplyFieldSpec(r.obj, fs, Node::Kind::kString, [&](Node& n) {
           n = Node::String(ns);
           return absl::OkStatus();

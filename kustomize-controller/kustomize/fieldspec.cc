@@ -126,39 +126,37 @@ absl::Status ApplyFieldSpec(Node& obj, const FieldSpec& spec, Node::Kind create_
 }
 
 bool IsClusterScoped(const Gvk& gvk) {
+  // What kustomize's built-in OpenAPI schema (Kubernetes 1.21 era) marks as
+  // cluster-scoped, by group and kind; kinds it does not know (newer APIs,
+  // custom resources) are namespaced for it, and so for us.
   static const std::set<std::string> kKinds = {
-      "APIService",
-      "CSIDriver",
-      "CSINode",
-      "CertificateSigningRequest",
-      "ClusterRole",
-      "ClusterRoleBinding",
-      "ComponentStatus",
-      "CustomResourceDefinition",
-      "FlowSchema",
-      "IngressClass",
-      "MutatingAdmissionPolicy",
-      "MutatingAdmissionPolicyBinding",
-      "MutatingWebhookConfiguration",
-      "Namespace",
-      "Node",
-      "PersistentVolume",
-      "PodSecurityPolicy",
-      "PriorityClass",
-      "PriorityLevelConfiguration",
-      "RuntimeClass",
-      "SelfSubjectAccessReview",
-      "SelfSubjectRulesReview",
-      "StorageClass",
-      "StorageVersion",
-      "SubjectAccessReview",
-      "TokenReview",
-      "ValidatingAdmissionPolicy",
-      "ValidatingAdmissionPolicyBinding",
-      "ValidatingWebhookConfiguration",
-      "VolumeAttachment",
+      "/Namespace",
+      "/Node",
+      "/PersistentVolume",
+      "/ComponentStatus",
+      "rbac.authorization.k8s.io/ClusterRole",
+      "rbac.authorization.k8s.io/ClusterRoleBinding",
+      "apiextensions.k8s.io/CustomResourceDefinition",
+      "apiregistration.k8s.io/APIService",
+      "admissionregistration.k8s.io/MutatingWebhookConfiguration",
+      "admissionregistration.k8s.io/ValidatingWebhookConfiguration",
+      "storage.k8s.io/StorageClass",
+      "storage.k8s.io/CSIDriver",
+      "storage.k8s.io/CSINode",
+      "storage.k8s.io/VolumeAttachment",
+      "scheduling.k8s.io/PriorityClass",
+      "networking.k8s.io/IngressClass",
+      "node.k8s.io/RuntimeClass",
+      "certificates.k8s.io/CertificateSigningRequest",
+      "policy/PodSecurityPolicy",
   };
-  return kKinds.count(gvk.kind) > 0;
+  if (kKinds.count(gvk.group + "/" + gvk.kind) > 0) return true;
+  // Flow control existed only as alpha/beta then.
+  if (gvk.group == "flowcontrol.apiserver.k8s.io" &&
+      (gvk.kind == "FlowSchema" || gvk.kind == "PriorityLevelConfiguration")) {
+    return gvk.version == "v1alpha1" || gvk.version == "v1beta1";
+  }
+  return false;
 }
 
 }  // namespace gitops::kustomize
