@@ -660,7 +660,7 @@ struct Engine::Target {
         to_delete.push_back(i);
         continue;
       }
-      RetagAfterMerge(r.obj, false);
+      RetagAfterMerge(r.obj, &patch);
       if (!allow_kind_change) {
         r.obj["apiVersion"] = id_api;
         r.obj["kind"] = id_kind;
@@ -678,17 +678,26 @@ struct Engine::Target {
     return absl::OkStatus();
   }
 
-  // Observed kustomize behaviour: after a strategic merge, untagged scalars
-  // reached through maps only (not inside lists) come out as strings.
-  static void RetagAfterMerge(Node& n, bool in_seq) {
-    if (n.IsMap()) {
-      for (auto& e : n.entries()) RetagAfterMerge(e.second, in_seq);
-    } else if (n.IsSeq()) {
-      for (Node& item : n.items()) RetagAfterMerge(item, true);
-    } else if (n.untagged() && !in_seq && !n.IsNull()) {
-      uint32_t share = n.share_id();
-      n = Node::String(n.scalar());
-      n.set_share_id(share);
+  // Observed kustomize behaviour: a strategic merge walks every map of the
+  // target, and the lists the patch names, and leaves the untagged scalars it
+  // walks tagged as strings.
+  static void RetagAfterMerge(Node& n, const Node* patch) {
+    if (!n.IsMap()) return;
+    for (auto& e : n.entries()) {
+      Node& v = e.second;
+      const Node* pv = patch != nullptr && patch->IsMap() ? patch->Find(e.first) : nullptr;
+      if (v.IsMap()) {
+        RetagAfterMerge(v, pv);
+      } else if (v.IsSeq()) {
+        if (pv == nullptr || !pv->IsSeq()) continue;
+        for (Node& item : v.items()) {
+          if (item.IsMap()) RetagAfterMerge(item, nullptr);
+        }
+      } else if (v.untagged() && !v.IsNull()) {
+        uint32_t share = v.share_id();
+        v = Node::String(v.scalar());
+        v.set_share_id(share);
+      }
     }
   }
 
