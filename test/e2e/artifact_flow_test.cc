@@ -174,15 +174,18 @@ TEST_F(ArtifactFlowTest, NewCommitReachesTheSubscriberAndItsBytesVerify) {
   ASSERT_TRUE(watch_->WaitForLog("\"type\":\"DELETED\"", absl::Seconds(30)).ok())
       << watch_->ReadLog();
 
-  // SIGTERM: both exit cleanly.
-  watch_->Signal(SIGTERM);
+  // SIGTERM: the source-controller ends the open watch stream with
+  // UNAVAILABLE ("shutting down", so the client reconnects) and exits 0.
   source_->Signal(SIGTERM);
-  auto watch_code = watch_->Wait(absl::Seconds(20));
   auto source_code = source_->Wait(absl::Seconds(20));
-  ASSERT_TRUE(watch_code.ok());
   ASSERT_TRUE(source_code.ok());
-  EXPECT_EQ(*watch_code, 0);
   EXPECT_EQ(*source_code, 0) << source_->ReadLog();
+  ASSERT_TRUE(watch_->WaitForLog("shutting down", absl::Seconds(10)).ok()) << watch_->ReadLog();
+  EXPECT_NE(watch_->ReadLog().find("\"code\":\"14\""), std::string::npos) << watch_->ReadLog();
+  watch_->Signal(SIGTERM);
+  auto watch_code = watch_->Wait(absl::Seconds(20));
+  ASSERT_TRUE(watch_code.ok());
+  EXPECT_EQ(*watch_code, 0);
   EXPECT_NE(source_->ReadLog().find("\"msg\":\"stopped\""), std::string::npos);
 }
 
