@@ -1,5 +1,6 @@
 #include "source-controller/controller/git_repository.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/runtime/duration.h"
@@ -107,6 +108,39 @@ absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& m) {
     }
   }
   return repo;
+}
+
+std::map<std::string, std::string> DecodeSecretData(const nlohmann::json& secret) {
+  std::map<std::string, std::string> out;
+  if (!secret.is_object()) return out;
+  if (secret.contains("data") && secret["data"].is_object()) {
+    for (auto& [k, v] : secret["data"].items()) {
+      std::string decoded;
+      if (v.is_string() && absl::Base64Unescape(v.get<std::string>(), &decoded)) out[k] = decoded;
+    }
+  }
+  if (secret.contains("stringData") && secret["stringData"].is_object()) {
+    for (auto& [k, v] : secret["stringData"].items()) {
+      if (v.is_string()) out[k] = v.get<std::string>();
+    }
+  }
+  return out;
+}
+
+GitCredentials CredentialsFromSecretData(const std::map<std::string, std::string>& data) {
+  auto get = [&](const char* k) {
+    auto v = data.find(k);
+    return v == data.end() ? std::string() : v->second;
+  };
+  GitCredentials c;
+  c.username = get("username");
+  c.password = get("password");
+  c.bearer_token = get("bearerToken");
+  c.ca_pem = get("ca.crt").empty() ? get("caFile") : get("ca.crt");
+  c.ssh_identity = get("identity");
+  c.ssh_known_hosts = get("known_hosts");
+  if (!c.ssh_identity.empty()) c.ssh_identity_passphrase = c.password;
+  return c;
 }
 
 void SetCondition(std::vector<Condition>& conditions, Condition c, absl::Time now) {

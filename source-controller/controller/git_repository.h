@@ -5,6 +5,7 @@
 #define GITOPS_SOURCE_CONTROLLER_CONTROLLER_GIT_REPOSITORY_H_
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -72,6 +73,14 @@ struct GitRepository {
 // (namespace "default" when absent here, timeout 60s, ref branch "master").
 // InvalidArgument names the field at fault.
 absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& manifest);
+
+// A Secret's data (base64-decoded) merged with its stringData, as the API
+// server presents it.
+std::map<std::string, std::string> DecodeSecretData(const nlohmann::json& secret);
+// Git credentials from a Secret's data, with Flux's keys: username/password,
+// bearerToken, ca.crt (or caFile), identity (+ password as its passphrase),
+// known_hosts.
+GitCredentials CredentialsFromSecretData(const std::map<std::string, std::string>& data);
 
 // Sets (or replaces) the condition of `c.type`; lastTransitionTime moves only
 // when the status flips.

@@ -5,7 +5,6 @@
 #include <random>
 #include <sstream>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/crypto/sha256.h"
@@ -23,23 +22,6 @@ absl::StatusOr<std::string> ReadAll(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// Secret data (base64) and stringData, as the API server merges them.
-std::map<std::string, std::string> SecretData(const nlohmann::json& m) {
-  std::map<std::string, std::string> out;
-  if (m.contains("data") && m["data"].is_object()) {
-    for (auto& [k, v] : m["data"].items()) {
-      std::string decoded;
-      if (v.is_string() && absl::Base64Unescape(v.get<std::string>(), &decoded)) out[k] = decoded;
-    }
-  }
-  if (m.contains("stringData") && m["stringData"].is_object()) {
-    for (auto& [k, v] : m["stringData"].items()) {
-      if (v.is_string()) out[k] = v.get<std::string>();
-    }
-  }
-  return out;
 }
 
 // Flux requeues on the interval; a little jitter keeps 1,000 sources with the
@@ -122,7 +104,7 @@ absl::Status SourcesFileRunner::Load(bool initial) {
     if (kind == "Secret") {
       const nlohmann::json meta = doc.contains("metadata") ? doc["metadata"] : nlohmann::json();
       std::string ns = common::StringField(meta, "namespace", "default");
-      secrets[absl::StrCat(ns, "/", common::StringField(meta, "name"))] = SecretData(doc);
+      secrets[absl::StrCat(ns, "/", common::StringField(meta, "name"))] = DecodeSecretData(doc);
       continue;
     }
     if (kind != kGitRepositoryKind) {
@@ -225,18 +207,7 @@ GitCredentials SourcesFileRunner::CredentialsFor(const GitRepository& repo) cons
   if (repo.spec.secret_name.empty()) return c;
   auto it = secrets_.find(absl::StrCat(repo.namespace_name, "/", repo.spec.secret_name));
   if (it == secrets_.end()) return c;
-  auto get = [&](const char* k) {
-    auto v = it->second.find(k);
-    return v == it->second.end() ? std::string() : v->second;
-  };
-  c.username = get("username");
-  c.password = get("password");
-  c.bearer_token = get("bearerToken");
-  c.ca_pem = get("ca.crt").empty() ? get("caFile") : get("ca.crt");
-  c.ssh_identity = get("identity");
-  c.ssh_known_hosts = get("known_hosts");
-  if (!c.ssh_identity.empty()) c.ssh_identity_passphrase = c.password;
-  return c;
+  return CredentialsFromSecretData(it->second);
 }
 
 void SourcesFileRunner::WorkerLoop() {
