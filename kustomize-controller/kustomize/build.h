@@ -43,7 +43,7 @@ struct FluxOverlay {
   std::string name_suffix;
   std::vector<Patch> patches;
   std::vector<Image> images;
-  std::vector<std::string> components;                    // relative to the path
+  std::vector<std::string> components;  // relative to the path
   // commonMetadata: set on each object's metadata after the build.
   std::map<std::string, std::string> common_labels;
   std::map<std::string, std::string> common_annotations;
