@@ -58,7 +58,15 @@ absl::StatusOr<std::string> BuildYaml(const std::string& root, const std::string
                                       const FluxOverlay& overlay) {
   fs::path abs_root = fs::absolute(root).lexically_normal();
   fs::path dir = (abs_root / path).lexically_normal();
+  // Refuse paths that leave the root, even through symlinks, before looking.
   std::error_code ec;
+  fs::path canon_root = fs::weakly_canonical(abs_root, ec);
+  fs::path canon_dir = fs::weakly_canonical(dir, ec);
+  fs::path rel = canon_dir.lexically_relative(canon_root);
+  if (rel.empty() || *rel.begin() == "..") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kustomization path '", path, "' is outside the source root"));
+  }
   if (!fs::is_directory(dir, ec)) {
     return absl::NotFoundError(absl::StrCat("kustomization path not found: '", path, "'"));
   }

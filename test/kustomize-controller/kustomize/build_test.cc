@@ -104,6 +104,22 @@ TEST_F(BuildYamlTest, ConcurrentBuildsAgree) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
+TEST_F(BuildYamlTest, RefusesPathOutsideRoot) {
+  std::string outside = MakeTempDir("kz-outside");
+  ASSERT_TRUE(WriteFile(outside + "/a.yaml", Cm("a")).ok());
+  absl::StatusOr<std::string> out =
+      BuildYaml(root_, "../" + outside.substr(outside.rfind('/') + 1));
+  ASSERT_EQ(symlink(outside.c_str(), (root_ + "/escape").c_str()), 0);
+  absl::StatusOr<std::string> via_link = BuildYaml(root_, "escape");
+  RemoveTree(outside);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << out.status();
+  EXPECT_EQ(via_link.status().code(), absl::StatusCode::kInvalidArgument) << via_link.status();
+  // The root itself is a valid path.
+  ASSERT_EQ(unlink((root_ + "/escape").c_str()), 0);
+  absl::StatusOr<std::string> root_itself = BuildYaml(root_, ".");
+  EXPECT_TRUE(root_itself.ok()) << root_itself.status();
+}
+
 TEST_F(BuildYamlTest, MissingPathIsNotFound) {
   absl::StatusOr<std::string> out = BuildYaml(root_, "nope");
   EXPECT_EQ(out.status().code(), absl::StatusCode::kNotFound);
