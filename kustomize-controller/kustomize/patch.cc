@@ -162,7 +162,10 @@ ListRule ListRuleFor(Type t, const std::string& f) {
   return {};
 }
 
-bool IsDirectiveKey(const std::string& k) { return !k.empty() && k[0] == '$'; }
+// kustomize v5 (kyaml) interprets only `$patch`; other `$` keys such as
+// `$retainKeys` and `$setElementOrder/...` pass through as ordinary fields
+// (checked against `kubectl kustomize`).
+bool IsDirectiveKey(const std::string& k) { return k == "$patch"; }
 
 // A value copied from a patch (kept as a seam; patch values keep their tag).
 Node FromPatch(const Node& n) { return n; }
