@@ -1,18 +1,30 @@
 // source-controller: fetches sources, packs and stores artifacts, and
 // publishes them over gRPC. main only parses flags and wires objects.
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <random>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/http/endpoints.h"
+#include "common/kube/config.h"
+#include "common/kube/events.h"
+#include "common/kube/http_kube_client.h"
+#include "common/kube/leader_election.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
 #include "common/runtime/duration.h"
 #include "common/runtime/flags.h"
 #include "common/runtime/shutdown.h"
 #include "source-controller/artifact/storage.h"
+#include "source-controller/controller/kube_runner.h"
 #include "source-controller/controller/reconciler.h"
 #include "source-controller/controller/sources_file.h"
 #include "source-controller/git/libgit2_fetcher.h"
@@ -34,6 +46,19 @@ ABSL_FLAG(std::string, sources_file, "",
           "Run without Kubernetes: reconcile the GitRepository (and Secret) manifests in this "
           "file, re-read whenever it changes.");
 ABSL_FLAG(int, concurrent, 2, "Number of sources reconciled at the same time.");
+ABSL_FLAG(std::string, kubeconfig, "",
+          "Kubernetes mode: path to a kubeconfig (default: $KUBECONFIG, in-cluster config, then "
+          "~/.kube/config).");
+ABSL_FLAG(bool, watch_all_namespaces, true,
+          "Watch GitRepositories in all namespaces; false watches only the runtime namespace "
+          "($RUNTIME_NAMESPACE, else the kubeconfig's namespace).");
+ABSL_FLAG(double, kube_api_qps, 50, "Maximum queries per second to the Kubernetes API.");
+ABSL_FLAG(int, kube_api_burst, 300, "Maximum burst of queries to the Kubernetes API.");
+ABSL_FLAG(bool, enable_leader_election, false,
+          "Run only while holding the Lease source-controller-leader-election in the runtime "
+          "namespace, so that one replica works at a time.");
+ABSL_FLAG(std::string, requeue_dependency, "30s",
+          "Retry delay for a source waiting on another one (reserved for spec.include).");
 ABSL_FLAG(std::string, grpc_tls_cert, "", "PEM certificate for TLS on the gRPC port.");
 ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key for TLS on the gRPC port.");
 ABSL_FLAG(std::string, grpc_tls_client_ca, "",
@@ -43,6 +68,113 @@ ABSL_FLAG(std::string, log_encoding, "json", "Log format: json or console.");
 
 namespace gitops::source {
 namespace {
+
+// Serves /metrics, /healthz and /readyz on the metrics address and, when it
+// differs, on the health address too (`health` stays null otherwise).
+struct Endpoints {
+  std::unique_ptr<common::HttpEndpoints> metrics, health;
+};
+absl::StatusOr<Endpoints> StartEndpoints(std::function<absl::Status()> ready_check) {
+  Endpoints e;
+  auto metrics_http = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_metrics_addr), ready_check,
+                                                   &common::Metrics::Global());
+  if (!metrics_http.ok()) return metrics_http.status();
+  e.metrics = std::move(*metrics_http);
+  if (absl::GetFlag(FLAGS_health_addr) != absl::GetFlag(FLAGS_metrics_addr)) {
+    auto h = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_health_addr), ready_check,
+                                          &common::Metrics::Global());
+    if (!h.ok()) return h.status();
+    e.health = std::move(*h);
+  }
+  return e;
+}
+
+std::string Hostname() {
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+// Kubernetes mode: the GitRepository controller on the API server, under
+// leader election when asked, until SIGTERM/SIGINT or a lost lease.
+int RunKubernetes(common::HttpKubeClient& kube, GitRepositoryReconciler& reconciler,
+                  const std::string& runtime_namespace, absl::Duration requeue_dependency,
+                  int grpc_port, const std::string& storage_path, const std::string& adv,
+                  const std::function<void()>& shutdown_server) {
+  common::KubeEventRecorder::Options event_options;
+  event_options.component = "source-controller";
+  event_options.host = Hostname();
+  common::KubeEventRecorder events(kube, event_options);
+
+  KubeRunnerOptions runner_options;
+  runner_options.watch_namespace =
+      absl::GetFlag(FLAGS_watch_all_namespaces) ? "" : runtime_namespace;
+  runner_options.workers = absl::GetFlag(FLAGS_concurrent);
+  runner_options.requeue_dependency = requeue_dependency;
+  std::atomic<bool> shutdown{false};
+  runner_options.cancel = &shutdown;
+  KubeGitRepositoryRunner runner(kube, &events, &reconciler, runner_options);
+
+  std::atomic<bool> ready{true};
+  auto endpoints = StartEndpoints([&ready]() {
+    return ready.load() ? absl::OkStatus() : absl::UnavailableError("shutting down");
+  });
+  if (!endpoints.ok()) {
+    common::LogError("cannot serve metrics or health probes",
+                     {{"error", endpoints.status().message()}});
+    return 1;
+  }
+
+  std::unique_ptr<common::LeaderElectionConfig> election;
+  if (absl::GetFlag(FLAGS_enable_leader_election)) {
+    election = std::make_unique<common::LeaderElectionConfig>();
+    election->lease_namespace = runtime_namespace;
+    election->lease_name = "source-controller-leader-election";
+    std::mt19937_64 rng{std::random_device{}()};
+    election->identity = absl::StrCat(Hostname(), "_", absl::Hex(rng(), absl::kZeroPad16));
+  }
+  common::LogInfo("source-controller started",
+                  {{"grpc_port", std::to_string(grpc_port)},
+                   {"metrics_port", std::to_string(endpoints->metrics->port())},
+                   {"health_port", std::to_string(endpoints->health ? endpoints->health->port()
+                                                                    : endpoints->metrics->port())},
+                   {"storage_path", storage_path},
+                   {"storage_adv_addr", adv},
+                   {"mode", "kubernetes"},
+                   {"watch_namespace", runner_options.watch_namespace},
+                   {"leader_election", election ? "true" : "false"}});
+
+  // The controller runs on its own thread while this one waits for a signal.
+  std::atomic<int> exit_code{0};
+  std::thread controller([&]() {
+    auto start = [&]() {
+      absl::Status s = runner.Start();
+      if (!s.ok() && !absl::IsCancelled(s)) {
+        common::LogError("cannot start the GitRepository controller", {{"error", s.message()}});
+        exit_code.store(1);
+        common::RequestShutdown();
+      }
+    };
+    auto stop = [&]() { runner.Stop(); };
+    absl::Status s = common::RunWithLeaderElection(kube, election.get(), start, stop, shutdown);
+    if (!s.ok()) {
+      common::LogError("leader election lost; exiting", {{"error", s.message()}});
+      exit_code.store(1);
+      common::RequestShutdown();
+    }
+  });
+
+  std::string sig = common::WaitForShutdownSignal();
+  common::LogInfo("shutting down", {{"signal", sig}});
+  ready.store(false);
+  shutdown.store(true);
+  controller.join();  // in-flight reconciles finish first
+  runner.Stop();
+  events.Flush();
+  shutdown_server();
+  common::LogInfo("stopped");
+  return exit_code.load();
+}
 
 int Run() {
   namespace fs = std::filesystem;
@@ -62,10 +194,25 @@ int Run() {
   auto ttl = common::ParseGoDuration(absl::GetFlag(FLAGS_artifact_retention_ttl));
   if (!ttl.ok()) return fail("invalid --artifact-retention-ttl", ttl.status());
   const std::string sources_file = absl::GetFlag(FLAGS_sources_file);
+  // Kubernetes mode unless --sources-file: load the kubeconfig before
+  // opening storage or ports, so a bad config fails fast.
+  std::unique_ptr<common::HttpKubeClient> kube;
+  std::string runtime_namespace;
+  absl::Duration requeue_dependency = absl::Seconds(30);
   if (sources_file.empty()) {
-    return fail("cannot start", absl::UnimplementedError(
-                                    "Kubernetes mode is not available in this build yet; run with "
-                                    "--sources-file=FILE (cluster-less mode)"));
+    auto config = common::LoadDefaultKubeConfig(absl::GetFlag(FLAGS_kubeconfig));
+    if (!config.ok()) return fail("cannot load kubeconfig", config.status());
+    config->qps = absl::GetFlag(FLAGS_kube_api_qps);
+    config->burst = absl::GetFlag(FLAGS_kube_api_burst);
+    config->user_agent = "source-controller";
+    const char* env_ns = std::getenv("RUNTIME_NAMESPACE");
+    runtime_namespace = env_ns != nullptr && *env_ns != '\0' ? env_ns : config->default_namespace;
+    auto client = common::HttpKubeClient::Create(*config);
+    if (!client.ok()) return fail("cannot create Kubernetes client", client.status());
+    kube = std::move(*client);
+    auto requeue = common::ParseGoDuration(absl::GetFlag(FLAGS_requeue_dependency));
+    if (!requeue.ok()) return fail("invalid --requeue-dependency", requeue.status());
+    requeue_dependency = *requeue;
   }
 
   const fs::path storage_root = absl::GetFlag(FLAGS_storage_path);
@@ -98,6 +245,12 @@ int Run() {
   std::error_code ec;
   fs::remove_all(rec_options.work_root, ec);  // checkouts a crash left behind
   GitRepositoryReconciler reconciler(ReconcilerDeps{git.get(), storage->get(), &hub}, rec_options);
+
+  if (kube != nullptr) {
+    return RunKubernetes(*kube, reconciler, runtime_namespace, requeue_dependency,
+                         (*server)->port(), storage_root.string(), adv,
+                         [&]() { (*server)->Shutdown(absl::Seconds(10)); });
+  }
 
   SourcesFileOptions file_options;
   file_options.path = sources_file;
@@ -148,6 +301,7 @@ int main(int argc, char** argv) {
       argc, argv,
       "Flux-compatible source-controller: fetches GitRepositories, packs deterministic "
       "artifacts and publishes them over gRPC.\n\n"
+      "  source-controller [--kubeconfig=FILE] --storage-path=DIR [--grpc-addr=:9090]\n"
       "  source-controller --sources-file=FILE --storage-path=DIR [--grpc-addr=:9090]\n");
   if (args.size() > 1) {
     fprintf(stderr, "unexpected argument \"%s\"; see --help\n", args[1].c_str());

@@ -1,0 +1,465 @@
+#include "source-controller/controller/kube_runner.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/controller/object_patch.h"
+#include "common/controller/reconcile_metrics.h"
+#include "common/log/log.h"
+
+namespace gitops::source {
+namespace {
+
+using json = nlohmann::json;
+
+const common::GroupVersionKind kGitRepositoryGvk{"source.toolkit.fluxcd.io", "v1",
+                                                 kGitRepositoryKind};
+const common::GroupVersionKind kSecretGvk{"", "v1", "Secret"};
+
+// Flux annotates its events with the artifact's revision and digest.
+constexpr char kRevisionAnnotation[] = "source.toolkit.fluxcd.io/revision";
+constexpr char kDigestAnnotation[] = "source.toolkit.fluxcd.io/digest";
+// Ready=False reason when the manifest cannot be used as it is (the CRD's
+// validation normally catches this first; unsupported fields do not).
+constexpr char kInvalidSpecReason[] = "InvalidSpec";
+
+// A string at obj[a][b] (or obj[a] when b is null); "" when absent or not a string.
+std::string Str(const json& obj, const char* a, const char* b = nullptr) {
+  if (!obj.is_object()) return "";
+  auto it = obj.find(a);
+  if (it == obj.end()) return "";
+  if (b == nullptr) return it->is_string() ? it->get<std::string>() : "";
+  if (!it->is_object()) return "";
+  auto jt = it->find(b);
+  return jt != it->end() && jt->is_string() ? jt->get<std::string>() : "";
+}
+
+std::string Meta(const json& obj, const char* field) { return Str(obj, "metadata", field); }
+
+int64_t Generation(const json& obj) {
+  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return 0;
+  const json& meta = obj["metadata"];
+  auto it = meta.find("generation");
+  return it != meta.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+std::string RequestedAt(const json& obj) {
+  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
+  return Str(obj["metadata"], "annotations", kReconcileRequestAnnotation);
+}
+
+bool Suspended(const json& obj) {
+  if (!obj.is_object() || !obj.contains("spec") || !obj["spec"].is_object()) return false;
+  auto it = obj["spec"].find("suspend");
+  return it != obj["spec"].end() && it->is_boolean() && it->get<bool>();
+}
+
+json StatusOf(const json& obj) {
+  return obj.is_object() && obj.contains("status") ? obj["status"] : json::object();
+}
+
+// Just enough of the object for Delete and Restore: its name and status.
+GitRepository Skeleton(const json& obj) {
+  GitRepository repo;
+  repo.namespace_name = Meta(obj, "namespace");
+  repo.name = Meta(obj, "name");
+  repo.generation = Generation(obj);
+  repo.status = StatusFromJson(StatusOf(obj));
+  return repo;
+}
+
+// Secret data (base64-decoded) as the API server returns it.
+std::map<std::string, std::string> SecretData(const json& secret) {
+  std::map<std::string, std::string> out;
+  if (!secret.is_object() || !secret.contains("data") || !secret["data"].is_object()) return out;
+  for (auto& [k, v] : secret["data"].items()) {
+    std::string decoded;
+    if (v.is_string() && absl::Base64Unescape(v.get<std::string>(), &decoded)) out[k] = decoded;
+  }
+  return out;
+}
+
+Condition Make(absl::string_view type, absl::string_view status, absl::string_view reason,
+               absl::string_view message, int64_t generation) {
+  Condition c;
+  c.type = std::string(type);
+  c.status = std::string(status);
+  c.reason = std::string(reason);
+  c.message = std::string(message);
+  c.observed_generation = generation;
+  return c;
+}
+
+}  // namespace
+
+KubeGitRepositoryRunner::KubeGitRepositoryRunner(common::KubeClient& client,
+                                                 common::EventRecorder* events,
+                                                 GitRepositoryReconciler* reconciler,
+                                                 KubeRunnerOptions options)
+    : client_(client),
+      events_(events),
+      reconciler_(reconciler),
+      options_(std::move(options)),
+      queue_(common::WorkQueueOptions{"gitrepository"}) {}
+
+KubeGitRepositoryRunner::~KubeGitRepositoryRunner() { Stop(); }
+
+absl::Status KubeGitRepositoryRunner::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (started_ || stopped_) return absl::FailedPreconditionError("runner already started");
+    started_ = true;
+  }
+  common::InformerOptions informer_options;
+  informer_options.gvk = kGitRepositoryGvk;
+  informer_options.namespace_ = options_.watch_namespace;
+  common::InformerHandlers handlers;
+  handlers.on_add = [this](const json& obj) { queue_.Add(common::ObjectKey(obj)); };
+  handlers.on_update = [this](const json& old_obj, const json& new_obj) {
+    OnUpdate(old_obj, new_obj);
+  };
+  // A delete event still goes through ReconcileKey: it cleans up after an
+  // object that vanished without our finalizer running.
+  handlers.on_delete = [this](const json& obj) { queue_.Add(common::ObjectKey(obj)); };
+  informer_ = std::make_unique<common::Informer>(client_, informer_options, handlers);
+  informer_->Start();
+  const absl::Time deadline = absl::Now() + options_.cache_sync_timeout;
+  while (!informer_->WaitForSync(absl::Milliseconds(100))) {
+    if (options_.cancel != nullptr && options_.cancel->load()) {
+      return absl::CancelledError("stopped while waiting for the GitRepository cache to sync");
+    }
+    if (absl::Now() < deadline) continue;
+    return absl::UnavailableError(
+        absl::StrCat("timed out after ", absl::FormatDuration(options_.cache_sync_timeout),
+                     " waiting for the GitRepository cache to sync (are the CRDs installed?)"));
+  }
+
+  // Announce what the objects' status already records, before any refetch:
+  // a restarted controller serves its subscribers at once.
+  int restored = 0;
+  for (const json& obj : informer_->List()) {
+    if (reconciler_->Restore(Skeleton(obj))) ++restored;
+  }
+  common::LogInfo("GitRepository cache synced",
+                  {{"kind", kGitRepositoryKind},
+                   {"namespace", options_.watch_namespace},
+                   {"objects", std::to_string(informer_->Keys().size())},
+                   {"restored_artifacts", std::to_string(restored)}});
+
+  common::ControllerOptions controller_options;
+  controller_options.name = "gitrepository";
+  controller_options.workers = std::max(1, options_.workers);
+  controller_ = std::make_unique<common::Controller>(
+      controller_options, queue_, [this](const std::string& key) { return ReconcileKey(key); });
+  controller_->Start();
+  return absl::OkStatus();
+}
+
+void KubeGitRepositoryRunner::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  queue_.ShutDown();
+  if (controller_) controller_->Stop();  // in-flight reconciles finish first
+  if (informer_) informer_->Stop();
+}
+
+void KubeGitRepositoryRunner::OnUpdate(const json& old_obj, const json& new_obj) {
+  // Flux's predicates: a spec change (generation), a reconcile request, or
+  // the start of deletion. Our own status writes change none of them.
+  const bool deleting =
+      !Meta(new_obj, "deletionTimestamp").empty() && Meta(old_obj, "deletionTimestamp").empty();
+  if (Generation(old_obj) != Generation(new_obj) || RequestedAt(old_obj) != RequestedAt(new_obj) ||
+      Meta(old_obj, "uid") != Meta(new_obj, "uid") || deleting) {
+    queue_.Add(common::ObjectKey(new_obj));
+  }
+}
+
+absl::StatusOr<std::optional<json>> KubeGitRepositoryRunner::Load(const std::string& key) {
+  std::optional<json> cached = informer_->Get(key);
+  if (!cached) return std::optional<json>();
+  std::optional<json> written;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = memory_.find(key);
+    if (it != memory_.end() && it->second.uid == Meta(*cached, "uid")) {
+      written = it->second.written_status;
+    }
+  }
+  if (!written || StatusOf(*cached) == *written) return cached;
+  // The watch has not delivered our last status write yet (or someone else
+  // wrote status): read the object itself rather than work from old status.
+  const auto [ns, name] = common::SplitObjectKey(key);
+  auto live = client_.Get(kGitRepositoryGvk, ns, name);
+  if (absl::IsNotFound(live.status())) return std::optional<json>();
+  if (!live.ok()) return live.status();
+  (*live)["apiVersion"] = kGitRepositoryGvk.ApiVersion();
+  (*live)["kind"] = kGitRepositoryKind;
+  return std::optional<json>(std::move(*live));
+}
+
+common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string& key) {
+  auto loaded = Load(key);
+  if (!loaded.ok()) return {loaded.status()};
+  const auto [ns, name] = common::SplitObjectKey(key);
+  if (!loaded->has_value()) {
+    // Gone without our finalizer running (removed by hand, or never added):
+    // still delete what we stored for it.
+    bool known = false;
+    {
+      absl::MutexLock lock(&mu_);
+      known = memory_.erase(key) > 0;
+    }
+    if (known) {
+      GitRepository gone;
+      gone.namespace_name = ns;
+      gone.name = name;
+      absl::Status s = reconciler_->Delete(gone);
+      common::LogInfo("object gone; artifacts deleted", {{"kind", kGitRepositoryKind},
+                                                         {"namespace", ns},
+                                                         {"name", name},
+                                                         {"error", s.message()}});
+    }
+    return {};
+  }
+  json obj = std::move(**loaded);
+  {
+    absl::MutexLock lock(&mu_);
+    Memory& m = memory_[key];
+    if (m.uid != Meta(obj, "uid")) {
+      m = Memory{};
+      m.uid = Meta(obj, "uid");
+    }
+  }
+
+  // Step 1: deletion first, as Flux does.
+  if (!Meta(obj, "deletionTimestamp").empty()) return Finalize(key, obj);
+
+  // Step 2: the finalizer before any artifact exists, so a deletion racing
+  // the first run cannot leave artifacts behind.
+  if (!common::HasFinalizer(obj, kSourceFinalizer)) {
+    absl::Status s = common::AddFinalizer(client_, obj, kSourceFinalizer);
+    if (!s.ok()) return {absl::Status(s.code(), absl::StrCat("add finalizer: ", s.message()))};
+  }
+
+  // Step 3: suspended objects are left alone until spec.suspend changes.
+  const bool suspended = Suspended(obj);
+  common::RecordSuspend(obj, suspended);
+  if (suspended) {
+    common::LogInfo("reconciliation is suspended for this object",
+                    {{"kind", kGitRepositoryKind}, {"namespace", ns}, {"name", name}});
+    return {};
+  }
+
+  const absl::Time now = absl::Now();
+  auto parsed = ParseGitRepository(obj);
+  if (!parsed.ok()) {
+    // Nothing a retry can fix: Stalled until the spec changes.
+    GitRepository repo = Skeleton(obj);
+    std::string msg(parsed.status().message());
+    auto& conds = repo.status.conditions;
+    SetCondition(conds, Make(kStalledCondition, "True", kInvalidSpecReason, msg, repo.generation),
+                 now);
+    SetCondition(conds, Make(kReadyCondition, "False", kInvalidSpecReason, msg, repo.generation),
+                 now);
+    RemoveCondition(conds, kReconcilingCondition);
+    repo.status.observed_generation = repo.generation;
+    common::LogError(
+        "invalid GitRepository",
+        {{"kind", kGitRepositoryKind}, {"namespace", ns}, {"name", name}, {"error", msg}});
+    Emit(obj, common::kEventTypeWarning, kInvalidSpecReason, msg);
+    absl::Status w = WriteStatus(key, obj, repo);
+    return {w};
+  }
+  GitRepository repo = std::move(*parsed);
+  repo.status = StatusFromJson(StatusOf(obj));
+  {
+    // The spec hash the artifact was built from, which status cannot carry.
+    absl::MutexLock lock(&mu_);
+    const Memory& m = memory_[key];
+    if (repo.status.artifact && !m.digest.empty() && m.digest == repo.status.artifact->digest) {
+      repo.status.observed_spec_hash = m.spec_hash;
+    }
+  }
+  const std::optional<ArtifactStatus> old_artifact = repo.status.artifact;
+  const std::string old_revision = old_artifact ? old_artifact->revision : "";
+
+  // Step 4: credentials from the API, then the shared reconciler.
+  absl::Status result;
+  auto credentials = Credentials(repo);
+  if (!credentials.ok()) {
+    result = credentials.status();
+    std::string msg(result.message());
+    auto& conds = repo.status.conditions;
+    SetCondition(
+        conds,
+        Make(kFetchFailedCondition, "True", kAuthenticationFailedReason, msg, repo.generation),
+        now);
+    SetCondition(conds,
+                 Make(kReadyCondition, "False", kAuthenticationFailedReason, msg, repo.generation),
+                 now);
+    RemoveCondition(conds, kStalledCondition);
+    repo.status.observed_generation = repo.generation;
+    common::LogError("reconciliation failed", {{"kind", kGitRepositoryKind},
+                                               {"namespace", ns},
+                                               {"name", name},
+                                               {"reason", kAuthenticationFailedReason},
+                                               {"error", msg}});
+  } else {
+    result = reconciler_->Reconcile(repo, *credentials, now);
+  }
+  // The same bytes stored again (after a restart this process does not know
+  // which spec built the artifact, so it repacks once): not a new artifact,
+  // and no status churn.
+  if (old_artifact && repo.status.artifact &&
+      repo.status.artifact->digest == old_artifact->digest &&
+      repo.status.artifact->revision == old_artifact->revision &&
+      repo.status.artifact->path == old_artifact->path) {
+    repo.status.artifact->last_update_time = old_artifact->last_update_time;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    Memory& m = memory_[key];
+    m.spec_hash = repo.status.observed_spec_hash;
+    m.digest = repo.status.artifact ? repo.status.artifact->digest : "";
+  }
+
+  // Step 5: one status patch, then the event.
+  absl::Status written = WriteStatus(key, obj, repo);
+  if (result.ok() && repo.status.artifact && repo.status.artifact->revision != old_revision) {
+    const ArtifactStatus& a = *repo.status.artifact;
+    Emit(obj, common::kEventTypeNormal, kNewArtifactReason,
+         absl::StrCat("stored artifact for revision '", a.revision, "'"),
+         {{kRevisionAnnotation, a.revision}, {kDigestAnnotation, a.digest}});
+  } else if (!result.ok()) {
+    const Condition* ready = FindCondition(repo.status.conditions, kReadyCondition);
+    Emit(obj, common::kEventTypeWarning,
+         ready != nullptr && !ready->reason.empty() ? ready->reason : kGitOperationFailedReason,
+         result.message(), {{kRevisionAnnotation, old_revision}});
+  }
+  if (!written.ok()) return {written};
+
+  // Step 6: requeue. A spec the user must fix waits for the fix (Stalled);
+  // other failures retry with backoff; success comes back on the interval.
+  if (absl::IsInvalidArgument(result)) return {};
+  if (!result.ok()) return {result};
+  return {absl::OkStatus(), repo.spec.interval};
+}
+
+common::ReconcileResult KubeGitRepositoryRunner::Finalize(const std::string& key, json& obj) {
+  const auto [ns, name] = common::SplitObjectKey(key);
+  if (!common::HasFinalizer(obj, kSourceFinalizer)) return {};
+  GitRepository repo = Skeleton(obj);
+  absl::Status deleted = reconciler_->Delete(repo);
+  if (!deleted.ok()) {
+    common::LogError("cannot delete artifacts", {{"kind", kGitRepositoryKind},
+                                                 {"namespace", ns},
+                                                 {"name", name},
+                                                 {"error", deleted.message()}});
+    return {deleted};
+  }
+  absl::Status removed = common::RemoveFinalizer(client_, obj, kSourceFinalizer);
+  if (common::IsConflict(removed)) {
+    // Our copy was stale; the finalizer patch carries its resourceVersion.
+    auto live = client_.Get(kGitRepositoryGvk, ns, name);
+    if (live.ok()) {
+      (*live)["apiVersion"] = kGitRepositoryGvk.ApiVersion();
+      (*live)["kind"] = kGitRepositoryKind;
+      obj = std::move(*live);
+      removed = common::RemoveFinalizer(client_, obj, kSourceFinalizer);
+    } else {
+      removed = live.status();
+    }
+  }
+  if (!removed.ok() && !absl::IsNotFound(removed)) {
+    return {absl::Status(removed.code(), absl::StrCat("remove finalizer: ", removed.message()))};
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    memory_.erase(key);
+  }
+  common::RecordDeleted(obj);
+  common::LogInfo("artifacts deleted and finalizer removed",
+                  {{"kind", kGitRepositoryKind}, {"namespace", ns}, {"name", name}});
+  return {};
+}
+
+absl::StatusOr<GitCredentials> KubeGitRepositoryRunner::Credentials(const GitRepository& repo) {
+  GitCredentials c;
+  if (repo.spec.secret_name.empty()) return c;
+  auto secret = client_.Get(kSecretGvk, repo.namespace_name, repo.spec.secret_name);
+  if (!secret.ok()) {
+    // Flux's message; the API error never carries the Secret's data.
+    std::string cause = absl::IsNotFound(secret.status())
+                            ? absl::StrCat("secrets \"", repo.spec.secret_name, "\" not found")
+                            : std::string(secret.status().message());
+    return absl::Status(
+        absl::IsNotFound(secret.status()) ? absl::StatusCode::kNotFound : secret.status().code(),
+        absl::StrCat("failed to get secret '", repo.namespace_name, "/", repo.spec.secret_name,
+                     "': ", cause));
+  }
+  std::map<std::string, std::string> data = SecretData(*secret);
+  auto get = [&](const char* k) {
+    auto it = data.find(k);
+    return it == data.end() ? std::string() : it->second;
+  };
+  c.username = get("username");
+  c.password = get("password");
+  c.bearer_token = get("bearerToken");
+  c.ca_pem = get("ca.crt").empty() ? get("caFile") : get("ca.crt");
+  c.ssh_identity = get("identity");
+  c.ssh_known_hosts = get("known_hosts");
+  if (!c.ssh_identity.empty()) c.ssh_identity_passphrase = c.password;
+  return c;
+}
+
+absl::Status KubeGitRepositoryRunner::WriteStatus(const std::string& key, const json& obj,
+                                                  const GitRepository& repo) {
+  json status = StatusToJson(repo.status);
+  // Not a Flux field; the CRD would prune it. Kept in memory instead.
+  status.erase("observedSpecHash");
+  const json before_status = StatusOf(obj);
+  // Fields this controller does not model yet are carried over untouched.
+  for (const char* keep :
+       {"observedInclude", "includedArtifacts", "observedRecurseSubmodules",
+        "observedSparseCheckout", "sourceVerificationMode", "lastHandledReconcileAt"}) {
+    if (before_status.is_object() && before_status.contains(keep) && !status.contains(keep)) {
+      status[keep] = before_status[keep];
+    }
+  }
+  const std::string requested = RequestedAt(obj);
+  if (!requested.empty()) status["lastHandledReconcileAt"] = requested;
+
+  json after = obj;
+  after["status"] = status;
+  absl::Status s = common::PatchStatus(client_, obj, after, options_.controller_name);
+  if (!s.ok()) {
+    common::LogError("cannot patch status", {{"kind", kGitRepositoryKind},
+                                             {"namespace", repo.namespace_name},
+                                             {"name", repo.name},
+                                             {"error", s.message()}});
+    return absl::Status(s.code(), absl::StrCat("patch status: ", s.message()));
+  }
+  absl::MutexLock lock(&mu_);
+  Memory& m = memory_[key];
+  m.written_status = StatusOf(after);
+  return absl::OkStatus();
+}
+
+void KubeGitRepositoryRunner::Emit(const json& obj, absl::string_view type,
+                                   absl::string_view reason, absl::string_view message,
+                                   const std::map<std::string, std::string>& annotations) {
+  if (events_ == nullptr) return;
+  std::map<std::string, std::string> a;
+  for (const auto& [k, v] : annotations) {
+    if (!v.empty()) a[k] = v;
+  }
+  events_->Event(obj, type, reason, message, a);
+}
+
+}  // namespace gitops::source
