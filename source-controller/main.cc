@@ -111,6 +111,7 @@ int RunKubernetes(common::HttpKubeClient& kube, GitRepositoryReconciler& reconci
       absl::GetFlag(FLAGS_watch_all_namespaces) ? "" : runtime_namespace;
   runner_options.workers = absl::GetFlag(FLAGS_concurrent);
   runner_options.requeue_dependency = requeue_dependency;
+  runner_options.storage_root = storage_path;
   std::atomic<bool> shutdown{false};
   runner_options.cancel = &shutdown;
   KubeGitRepositoryRunner runner(kube, &events, &reconciler, runner_options);

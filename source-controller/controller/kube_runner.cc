@@ -1,5 +1,7 @@
 #include "source-controller/controller/kube_runner.h"
 
+#include <filesystem>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -143,6 +145,7 @@ absl::Status KubeGitRepositoryRunner::Start() {
   for (const json& obj : informer_->List()) {
     if (reconciler_->Restore(Skeleton(obj))) ++restored;
   }
+  if (!options_.storage_root.empty()) CollectOrphans();
   common::LogInfo("GitRepository cache synced",
                   {{"kind", kGitRepositoryKind},
                    {"namespace", options_.watch_namespace},
@@ -167,6 +170,34 @@ void KubeGitRepositoryRunner::Stop() {
   queue_.ShutDown();
   if (controller_) controller_->Stop();  // in-flight reconciles finish first
   if (informer_) informer_->Stop();
+}
+
+void KubeGitRepositoryRunner::CollectOrphans() {
+  namespace fs = std::filesystem;
+  // Storage layout: <root>/gitrepository/<namespace>/<name>/<digest>.tar.gz.
+  std::vector<std::pair<std::string, std::string>> orphans;
+  std::error_code ec;
+  const fs::path kind_dir = fs::path(options_.storage_root) / "gitrepository";
+  for (fs::directory_iterator ns_it(kind_dir, ec), end; !ec && ns_it != end; ns_it.increment(ec)) {
+    const std::string ns = ns_it->path().filename().string();
+    if (!ns_it->is_directory() || ns.empty() || ns[0] == '.') continue;
+    if (!options_.watch_namespace.empty() && ns != options_.watch_namespace) continue;
+    std::error_code ec2;
+    for (fs::directory_iterator it(ns_it->path(), ec2); !ec2 && it != end; it.increment(ec2)) {
+      const std::string name = it->path().filename().string();
+      if (!it->is_directory() || name.empty() || name[0] == '.') continue;
+      if (!informer_->Get(absl::StrCat(ns, "/", name))) orphans.emplace_back(ns, name);
+    }
+  }
+  for (const auto& [ns, name] : orphans) {
+    GitRepository gone;
+    gone.namespace_name = ns;
+    gone.name = name;
+    absl::Status s = reconciler_->Delete(gone);
+    common::LogInfo(
+        "deleted artifacts of a GitRepository that no longer exists",
+        {{"kind", kGitRepositoryKind}, {"namespace", ns}, {"name", name}, {"error", s.message()}});
+  }
 }
 
 void KubeGitRepositoryRunner::OnUpdate(const json& old_obj, const json& new_obj) {

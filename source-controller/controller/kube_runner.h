@@ -46,6 +46,10 @@ struct KubeRunnerOptions {
   std::string controller_name = "source-controller";
   // Start() fails when the first list does not arrive within this time.
   absl::Duration cache_sync_timeout = absl::Minutes(2);
+  // Artifact storage root (--storage-path). When set, Start() deletes the
+  // artifacts of GitRepositories that no longer exist in the watched
+  // namespaces (deleted while no controller ran their finalizer).
+  std::string storage_root;
   // When set and true, Start() stops waiting for the cache (Cancelled), so a
   // shutdown signal is not held up by an unreachable API server.
   const std::atomic<bool>* cancel = nullptr;
@@ -92,6 +96,9 @@ class KubeGitRepositoryRunner {
   // The object to reconcile: the cached copy, or a live read when the cache
   // has not caught up with our last status write. nullopt when gone.
   absl::StatusOr<std::optional<nlohmann::json>> Load(const std::string& key);
+  // Deletes the stored artifacts (and git cache) of every GitRepository in
+  // storage that the synced cache does not have.
+  void CollectOrphans();
   common::ReconcileResult Finalize(const std::string& key, nlohmann::json& obj);
   // Secret data for spec.secretRef, with Flux's keys; errors name the Secret.
   absl::StatusOr<GitCredentials> Credentials(const GitRepository& repo);

@@ -221,16 +221,26 @@ TEST_F(GitRepositoryKubeTest, ReadyArtifactServedOverGrpcFollowsCommitsAndIsDele
 
   // A restart announces the stored artifacts from status, without a refetch,
   // and its first reconcile leaves the artifact as it was.
+  // A GitRepository deleted while no controller runs (its finalizer
+  // stripped by hand) has its artifacts collected on start.
   const json artifact_before = obj["status"]["artifact"];
   controller_->Signal(SIGTERM);
   auto code = controller_->Wait(absl::Seconds(20));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0) << controller_->ReadLog();
+  const std::string poll_dir = dir_ + "/storage/gitrepository/flux-system/poll";
+  EXPECT_TRUE(std::filesystem::exists(poll_dir));
+  ASSERT_TRUE(
+      api_->Kubectl({"delete", "gitrepository", "poll", "-n", "flux-system", "--wait=false"}).ok());
+  ASSERT_TRUE(api_->Kubectl({"patch", "gitrepository", "poll", "-n", "flux-system", "--type",
+                             "json", "-p", R"([{"op":"remove","path":"/metadata/finalizers"}])"})
+                  .ok());
   StartController();
   auto restored = controller_->WaitForLogField("GitRepository cache synced", "restored_artifacts",
                                                absl::Seconds(20));
   ASSERT_TRUE(restored.ok()) << restored.status();
-  EXPECT_EQ(*restored, "2") << controller_->ReadLog();
+  EXPECT_EQ(*restored, "1") << controller_->ReadLog();
+  EXPECT_FALSE(std::filesystem::exists(poll_dir));
   auto metrics_port =
       controller_->WaitForLogField("source-controller started", "metrics_port", absl::Seconds(5));
   ASSERT_TRUE(metrics_port.ok());
