@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The demo: installs dependencies, builds, then runs the product's main path
-# on this machine, on loopback, without Kubernetes (the longest part of the
-# path that works today):
+# on this machine, on loopback (the longest part of the path that works today):
 #   a local git repository -> source-controller (cluster-less mode, the seed
 #   GitRepository) -> deterministic artifact -> gRPC stream -> kustomize-
 #   controller pulls, verifies and extracts it -> a new commit is pushed and
-#   reaches the subscriber -> the overlay is rendered from the fetched artifact.
+#   reaches the subscriber -> the overlay is rendered from the fetched artifact
+#   -> on the test API server, kubectl applies the seed GitRepository and the
+#   source-controller (Kubernetes mode) makes it Ready.
 #   scripts/demo.sh [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +16,10 @@ BIN="$ROOT/build/bin"
 
 DEMO=$(mktemp -d /tmp/gitops-demo-XXXXXX)
 PIDS=()
+HELPERS=()  # nginx, fcgiwrap, test-apiserver: stopped quietly
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}" "${HELPERS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  pkill -f "$DEMO/nginx/fcgi.sock" 2>/dev/null || true  # fcgiwrap's preforked children
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -151,10 +154,73 @@ else
   echo "  native kustomize build: $(cat "$DEMO/build.err")"
 fi
 
-step "7. Clean shutdown (SIGTERM)"
+step "7. On Kubernetes (the test API server): kubectl applies the seed GitRepository"
+# Flux's CRD only accepts http(s)/ssh URLs: serve the repository with
+# nginx + git http-backend on loopback.
+HTTP=$(free_port)
+mkdir -p "$DEMO/nginx/tmp"
+fcgiwrap -c 2 -s "unix:$DEMO/nginx/fcgi.sock" 2> "$DEMO/nginx/fcgi.log" &
+HELPERS+=($!)
+cat > "$DEMO/nginx/nginx.conf" <<NGINX
+daemon off; master_process off; worker_processes 1; user root;
+pid $DEMO/nginx/nginx.pid; error_log $DEMO/nginx/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off; client_body_temp_path $DEMO/nginx/tmp; proxy_temp_path $DEMO/nginx/tmp;
+  fastcgi_temp_path $DEMO/nginx/tmp; uwsgi_temp_path $DEMO/nginx/tmp; scgi_temp_path $DEMO/nginx/tmp;
+  server {
+    listen 127.0.0.1:$HTTP;
+    location / {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+      fastcgi_param GIT_PROJECT_ROOT $DEMO;
+      fastcgi_param GIT_HTTP_EXPORT_ALL "";
+      fastcgi_param PATH_INFO \$uri;
+      fastcgi_pass unix:$DEMO/nginx/fcgi.sock;
+    }
+  }
+}
+NGINX
+sleep 0.2
+nginx -p "$DEMO/nginx/" -c "$DEMO/nginx/nginx.conf" -e "$DEMO/nginx/error.log" &
+HELPERS+=($!)
+"$BIN/test-apiserver" --port 0 --kubeconfig-out "$DEMO/kubeconfig" > "$DEMO/apiserver.log" 2>&1 &
+HELPERS+=($!)
+wait_for "$DEMO/apiserver.log" "test-apiserver ready" 30
+export KUBECONFIG="$DEMO/kubeconfig"
+K="kubectl --cache-dir=$DEMO/kube-cache"
+$K apply -f charts/gitops-controllers/crds/
+$K create namespace flux-system
+GRPC2=$(free_port)
+"$BIN/source-controller" --kubeconfig="$DEMO/kubeconfig" --storage-path="$DEMO/storage-k8s" \
+  --grpc-addr="127.0.0.1:$GRPC2" --metrics-addr=127.0.0.1:0 --health-addr=127.0.0.1:0 \
+  --log-encoding=console 2> "$DEMO/source-k8s.log" &
+PIDS+=($!)
+cat > "$DEMO/seed.yaml" <<YAML
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: gitops-config, namespace: flux-system}
+spec:
+  interval: 1m
+  url: http://127.0.0.1:$HTTP/gitops-config.git
+  ref: {branch: main}
+YAML
+$K apply -f "$DEMO/seed.yaml"
+$K -n flux-system wait --for=condition=Ready gitrepository/gitops-config --timeout=60s
+$K -n flux-system get gitrepositories
+DIGEST=$($K -n flux-system get gitrepository gitops-config -o jsonpath='{.status.artifact.digest}')
+echo "  status.artifact: $($K -n flux-system get gitrepository gitops-config -o jsonpath='{.status.artifact.revision}') $DIGEST"
+"$BIN/kustomize-controller" fetch --source-addr="127.0.0.1:$GRPC2" --namespace=flux-system \
+  --name=gitops-config --log-level=error "$DEMO/fetched-k8s.tar.gz"
+echo "  fetched over gRPC: $(sha256sum "$DEMO/fetched-k8s.tar.gz" | cut -c1-64) (matches the status: $( [ "sha256:$(sha256sum "$DEMO/fetched-k8s.tar.gz" | cut -c1-64)" = "$DIGEST" ] && echo yes || echo NO))"
+echo "  (the Kustomization reconciler, apply and prune are the next issues; the demo stops here)"
+
+step "8. Clean shutdown (SIGTERM to every controller process)"
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null && echo "  pid $p exited 0" || echo "  pid $p exited $?"; done
+for p in "${PIDS[@]}"; do
+  if wait "$p" 2>/dev/null; then echo "  pid $p exited 0"; else echo "  pid $p exited $?"; fi
+done
 PIDS=()
+cleanup
 echo
-echo "Demo finished. Files are in $DEMO (the applying to Kubernetes part arrives with the"
-echo "Kubernetes-facing issues; see the README's status section)."
+echo "Demo finished. Files are in $DEMO."
