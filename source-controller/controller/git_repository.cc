@@ -143,6 +143,17 @@ GitCredentials CredentialsFromSecretData(const std::map<std::string, std::string
   return c;
 }
 
+Condition MakeCondition(absl::string_view type, absl::string_view status, absl::string_view reason,
+                        absl::string_view message, int64_t generation) {
+  Condition c;
+  c.type = std::string(type);
+  c.status = std::string(status);
+  c.reason = std::string(reason);
+  c.message = std::string(message);
+  c.observed_generation = generation;
+  return c;
+}
+
 void SetCondition(std::vector<Condition>& conditions, Condition c, absl::Time now) {
   for (auto& existing : conditions) {
     if (existing.type != c.type) continue;
@@ -203,7 +214,6 @@ nlohmann::json StatusToJson(const GitRepositoryStatus& status) {
   j["conditions"] = conds;
   j["observedGeneration"] = status.observed_generation;
   if (status.observed_ignore) j["observedIgnore"] = *status.observed_ignore;
-  if (!status.observed_spec_hash.empty()) j["observedSpecHash"] = status.observed_spec_hash;
   return j;
 }
 
@@ -237,7 +247,6 @@ GitRepositoryStatus StatusFromJson(const nlohmann::json& j) {
   if (j.contains("observedIgnore") && j["observedIgnore"].is_string()) {
     s.observed_ignore = j["observedIgnore"].get<std::string>();
   }
-  s.observed_spec_hash = common::StringField(j, "observedSpecHash");
   return s;
 }
 

@@ -56,9 +56,6 @@ struct GitRepositoryStatus {
   std::vector<Condition> conditions;
   int64_t observed_generation = 0;
   std::optional<std::string> observed_ignore;
-  // Hash of the spec fields that change the artifact (url, ref, ignore) the
-  // artifact was built from; a change forces a rebuild even at the same commit.
-  std::string observed_spec_hash;
 };
 
 struct GitRepository {
@@ -81,6 +78,11 @@ std::map<std::string, std::string> DecodeSecretData(const nlohmann::json& secret
 // bearerToken, ca.crt (or caFile), identity (+ password as its passphrase),
 // known_hosts.
 GitCredentials CredentialsFromSecretData(const std::map<std::string, std::string>& data);
+
+// A condition of `type` observed at `generation` (lastTransitionTime is set
+// by SetCondition).
+Condition MakeCondition(absl::string_view type, absl::string_view status, absl::string_view reason,
+                        absl::string_view message, int64_t generation);
 
 // Sets (or replaces) the condition of `c.type`; lastTransitionTime moves only
 // when the status flips.

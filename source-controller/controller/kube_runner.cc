@@ -5,7 +5,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/controller/object_patch.h"
@@ -71,28 +70,6 @@ GitRepository Skeleton(const json& obj) {
   repo.generation = Generation(obj);
   repo.status = StatusFromJson(StatusOf(obj));
   return repo;
-}
-
-// Secret data (base64-decoded) as the API server returns it.
-std::map<std::string, std::string> SecretData(const json& secret) {
-  std::map<std::string, std::string> out;
-  if (!secret.is_object() || !secret.contains("data") || !secret["data"].is_object()) return out;
-  for (auto& [k, v] : secret["data"].items()) {
-    std::string decoded;
-    if (v.is_string() && absl::Base64Unescape(v.get<std::string>(), &decoded)) out[k] = decoded;
-  }
-  return out;
-}
-
-Condition Make(absl::string_view type, absl::string_view status, absl::string_view reason,
-               absl::string_view message, int64_t generation) {
-  Condition c;
-  c.type = std::string(type);
-  c.status = std::string(status);
-  c.reason = std::string(reason);
-  c.message = std::string(message);
-  c.observed_generation = generation;
-  return c;
 }
 
 }  // namespace
@@ -294,9 +271,11 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
     GitRepository repo = Skeleton(obj);
     std::string msg(parsed.status().message());
     auto& conds = repo.status.conditions;
-    SetCondition(conds, Make(kStalledCondition, "True", kInvalidSpecReason, msg, repo.generation),
+    SetCondition(conds,
+                 MakeCondition(kStalledCondition, "True", kInvalidSpecReason, msg, repo.generation),
                  now);
-    SetCondition(conds, Make(kReadyCondition, "False", kInvalidSpecReason, msg, repo.generation),
+    SetCondition(conds,
+                 MakeCondition(kReadyCondition, "False", kInvalidSpecReason, msg, repo.generation),
                  now);
     RemoveCondition(conds, kReconcilingCondition);
     repo.status.observed_generation = repo.generation;
@@ -309,14 +288,6 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
   }
   GitRepository repo = std::move(*parsed);
   repo.status = StatusFromJson(StatusOf(obj));
-  {
-    // The spec hash the artifact was built from, which status cannot carry.
-    absl::MutexLock lock(&mu_);
-    const Memory& m = memory_[key];
-    if (repo.status.artifact && !m.digest.empty() && m.digest == repo.status.artifact->digest) {
-      repo.status.observed_spec_hash = m.spec_hash;
-    }
-  }
   const std::optional<ArtifactStatus> old_artifact = repo.status.artifact;
   const std::string old_revision = old_artifact ? old_artifact->revision : "";
 
@@ -327,13 +298,14 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
     result = credentials.status();
     std::string msg(result.message());
     auto& conds = repo.status.conditions;
+    SetCondition(conds,
+                 MakeCondition(kFetchFailedCondition, "True", kAuthenticationFailedReason, msg,
+                               repo.generation),
+                 now);
     SetCondition(
         conds,
-        Make(kFetchFailedCondition, "True", kAuthenticationFailedReason, msg, repo.generation),
+        MakeCondition(kReadyCondition, "False", kAuthenticationFailedReason, msg, repo.generation),
         now);
-    SetCondition(conds,
-                 Make(kReadyCondition, "False", kAuthenticationFailedReason, msg, repo.generation),
-                 now);
     RemoveCondition(conds, kStalledCondition);
     repo.status.observed_generation = repo.generation;
     common::LogError("reconciliation failed", {{"kind", kGitRepositoryKind},
@@ -344,20 +316,13 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
   } else {
     result = reconciler_->Reconcile(repo, *credentials, now);
   }
-  // The same bytes stored again (after a restart this process does not know
-  // which spec built the artifact, so it repacks once): not a new artifact,
-  // and no status churn.
+  // The same bytes stored again (e.g. the artifact file was lost and rebuilt):
+  // not a new artifact, and no status churn.
   if (old_artifact && repo.status.artifact &&
       repo.status.artifact->digest == old_artifact->digest &&
       repo.status.artifact->revision == old_artifact->revision &&
       repo.status.artifact->path == old_artifact->path) {
     repo.status.artifact->last_update_time = old_artifact->last_update_time;
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    Memory& m = memory_[key];
-    m.spec_hash = repo.status.observed_spec_hash;
-    m.digest = repo.status.artifact ? repo.status.artifact->digest : "";
   }
 
   // Step 5: one status patch, then the event.
@@ -421,8 +386,7 @@ common::ReconcileResult KubeGitRepositoryRunner::Finalize(const std::string& key
 }
 
 absl::StatusOr<GitCredentials> KubeGitRepositoryRunner::Credentials(const GitRepository& repo) {
-  GitCredentials c;
-  if (repo.spec.secret_name.empty()) return c;
+  if (repo.spec.secret_name.empty()) return GitCredentials{};
   auto secret = client_.Get(kSecretGvk, repo.namespace_name, repo.spec.secret_name);
   if (!secret.ok()) {
     // Flux's message; the API error never carries the Secret's data.
@@ -434,26 +398,12 @@ absl::StatusOr<GitCredentials> KubeGitRepositoryRunner::Credentials(const GitRep
         absl::StrCat("failed to get secret '", repo.namespace_name, "/", repo.spec.secret_name,
                      "': ", cause));
   }
-  std::map<std::string, std::string> data = SecretData(*secret);
-  auto get = [&](const char* k) {
-    auto it = data.find(k);
-    return it == data.end() ? std::string() : it->second;
-  };
-  c.username = get("username");
-  c.password = get("password");
-  c.bearer_token = get("bearerToken");
-  c.ca_pem = get("ca.crt").empty() ? get("caFile") : get("ca.crt");
-  c.ssh_identity = get("identity");
-  c.ssh_known_hosts = get("known_hosts");
-  if (!c.ssh_identity.empty()) c.ssh_identity_passphrase = c.password;
-  return c;
+  return CredentialsFromSecretData(DecodeSecretData(*secret));
 }
 
 absl::Status KubeGitRepositoryRunner::WriteStatus(const std::string& key, const json& obj,
                                                   const GitRepository& repo) {
   json status = StatusToJson(repo.status);
-  // Not a Flux field; the CRD would prune it. Kept in memory instead.
-  status.erase("observedSpecHash");
   const json before_status = StatusOf(obj);
   // Fields this controller does not model yet are carried over untouched.
   for (const char* keep :

@@ -85,10 +85,6 @@ class KubeGitRepositoryRunner {
   // What this process remembers about an object between runs.
   struct Memory {
     std::string uid;
-    // The reconciler's observed_spec_hash for the artifact of `digest`: the
-    // CRD has no field for it, so the API server prunes it from status.
-    std::string spec_hash;
-    std::string digest;
     // The status as last written, to notice a cache that lags our writes.
     std::optional<nlohmann::json> written_status;
   };

@@ -17,24 +17,6 @@ namespace {
 constexpr char kDurationMetric[] = "gotk_reconcile_duration_seconds";
 constexpr char kConditionMetric[] = "gotk_reconcile_condition";
 
-std::string SpecHash(const GitRepositorySpec& spec) {
-  return common::Sha256Digest(absl::StrCat(spec.url, "\n", spec.ref.branch, "\n", spec.ref.tag,
-                                           "\n", spec.ref.semver, "\n", spec.ref.name, "\n",
-                                           spec.ref.commit, "\n", spec.ignore ? "1" : "0",
-                                           spec.ignore.value_or("")));
-}
-
-Condition Make(absl::string_view type, absl::string_view status, absl::string_view reason,
-               absl::string_view message, int64_t generation) {
-  Condition c;
-  c.type = std::string(type);
-  c.status = std::string(status);
-  c.reason = std::string(reason);
-  c.message = std::string(message);
-  c.observed_generation = generation;
-  return c;
-}
-
 std::string GitReason(const absl::Status& s) {
   if (absl::IsUnauthenticated(s) || absl::IsPermissionDenied(s)) return kAuthenticationFailedReason;
   if (absl::IsInvalidArgument(s)) return kURLInvalidReason;
@@ -66,11 +48,13 @@ absl::Status GitRepositoryReconciler::Fail(GitRepository& repo, const absl::Stat
                                            absl::Time now) {
   std::string message(error.message());
   auto& conds = repo.status.conditions;
-  SetCondition(conds, Make(condition, "True", reason, message, repo.generation), now);
-  SetCondition(conds, Make(kReadyCondition, "False", reason, message, repo.generation), now);
+  SetCondition(conds, MakeCondition(condition, "True", reason, message, repo.generation), now);
+  SetCondition(conds, MakeCondition(kReadyCondition, "False", reason, message, repo.generation),
+               now);
   if (absl::IsInvalidArgument(error)) {
     // The spec must change before a retry can help (Flux marks it Stalled).
-    SetCondition(conds, Make(kStalledCondition, "True", reason, message, repo.generation), now);
+    SetCondition(conds, MakeCondition(kStalledCondition, "True", reason, message, repo.generation),
+                 now);
     RemoveCondition(conds, kReconcilingCondition);
   } else {
     RemoveCondition(conds, kStalledCondition);
@@ -121,21 +105,24 @@ absl::Status GitRepositoryReconciler::Reconcile(GitRepository& repo,
     return Fail(repo, remote.status(), kFetchFailedCondition, GitReason(remote.status()), now);
   }
 
-  // Step 2: nothing moved, the spec that shapes the artifact is the same and
-  // the artifact is still stored: no download, no repack.
-  const std::string spec_hash = SpecHash(repo.spec);
+  // Step 2: nothing moved (the revision names the ref and the commit), the
+  // ignore rules are the ones the artifact was built with, and it is still
+  // stored: no download, no repack (Flux's rule, and it survives a restart
+  // because both live in status).
   const SourceKey key = KeyOf(repo);
   if (repo.status.artifact && repo.status.artifact->revision == remote->revision &&
-      repo.status.observed_spec_hash == spec_hash) {
+      repo.status.observed_ignore == repo.spec.ignore) {
     auto reader = deps_.storage->Open(key, repo.status.artifact->digest);
     if (reader.ok()) {
       std::string msg = absl::StrCat("stored artifact for revision '", remote->revision, "'");
       auto& conds = repo.status.conditions;
-      SetCondition(conds, Make(kReadyCondition, "True", kSucceededReason, msg, repo.generation),
+      SetCondition(conds,
+                   MakeCondition(kReadyCondition, "True", kSucceededReason, msg, repo.generation),
                    now);
-      SetCondition(
-          conds, Make(kArtifactInStorageCondition, "True", kSucceededReason, msg, repo.generation),
-          now);
+      SetCondition(conds,
+                   MakeCondition(kArtifactInStorageCondition, "True", kSucceededReason, msg,
+                                 repo.generation),
+                   now);
       for (const char* t : {kFetchFailedCondition, kReconcilingCondition, kStalledCondition,
                             kArtifactOutdatedCondition, kStorageOperationFailedCondition}) {
         RemoveCondition(conds, t);
@@ -208,15 +195,16 @@ absl::Status GitRepositoryReconciler::Reconcile(GitRepository& repo,
   artifact.size = stored->size;
   artifact.last_update_time = now;
   repo.status.artifact = artifact;
-  repo.status.observed_spec_hash = spec_hash;
   repo.status.observed_ignore = repo.spec.ignore;
   repo.status.observed_generation = repo.generation;
   std::string msg = absl::StrCat("stored artifact for revision '", fetched->revision, "'");
   auto& conds = repo.status.conditions;
+  SetCondition(
+      conds,
+      MakeCondition(kArtifactInStorageCondition, "True", kSucceededReason, msg, repo.generation),
+      now);
   SetCondition(conds,
-               Make(kArtifactInStorageCondition, "True", kSucceededReason, msg, repo.generation),
-               now);
-  SetCondition(conds, Make(kReadyCondition, "True", kSucceededReason, msg, repo.generation), now);
+               MakeCondition(kReadyCondition, "True", kSucceededReason, msg, repo.generation), now);
   for (const char* t : {kFetchFailedCondition, kReconcilingCondition, kStalledCondition,
                         kArtifactOutdatedCondition, kStorageOperationFailedCondition}) {
     RemoveCondition(conds, t);

@@ -257,7 +257,6 @@ TEST(StatusJsonTest, RoundTripKeepsEveryField) {
   s.conditions.push_back(stored);
   s.observed_generation = 3;
   s.observed_ignore = "/*\n";
-  s.observed_spec_hash = "sha256:" + std::string(64, 'b');
 
   Json j = StatusToJson(s);
   // Flux's field names.
@@ -288,7 +287,6 @@ TEST(StatusJsonTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(back.observed_generation, 3);
   ASSERT_TRUE(back.observed_ignore.has_value());
   EXPECT_EQ(*back.observed_ignore, "/*\n");
-  EXPECT_EQ(back.observed_spec_hash, s.observed_spec_hash);
 }
 
 TEST(StatusJsonTest, EmptyStatusRoundTripsWithoutArtifactOrIgnore) {
@@ -296,7 +294,6 @@ TEST(StatusJsonTest, EmptyStatusRoundTripsWithoutArtifactOrIgnore) {
   EXPECT_FALSE(back.artifact.has_value());
   EXPECT_FALSE(back.observed_ignore.has_value());
   EXPECT_TRUE(back.conditions.empty());
-  EXPECT_EQ(back.observed_spec_hash, "");
   // Garbage in, empty status out.
   EXPECT_FALSE(StatusFromJson(Json::array()).artifact.has_value());
 }
