@@ -3,24 +3,18 @@
 #include "absl/time/clock.h"
 #include "common/controller/work_queue.h"
 #include "common/log/log.h"
+#include "common/yaml/yaml.h"
 
 namespace gitops::common {
 namespace {
 
 using json = nlohmann::json;
 
-std::string Meta(const json& obj, const char* field) {
-  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
-  const json& m = obj["metadata"];
-  auto it = m.find(field);
-  return it != m.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
 }  // namespace
 
 std::string ObjectKey(const json& obj) {
-  std::string ns = Meta(obj, "namespace");
-  std::string name = Meta(obj, "name");
+  std::string ns = common::StringAt(obj, {"metadata", "namespace"});
+  std::string name = common::StringAt(obj, {"metadata", "name"});
   return ns.empty() ? name : ns + "/" + name;
 }
 
@@ -120,7 +114,8 @@ absl::Status Informer::ListAndReplace() {
       auto it = cache_.find(key);
       if (it == cache_.end()) {
         added.push_back(obj);
-      } else if (Meta(it->second, "resourceVersion") != Meta(obj, "resourceVersion")) {
+      } else if (common::StringAt(it->second, {"metadata", "resourceVersion"}) !=
+                 common::StringAt(obj, {"metadata", "resourceVersion"})) {
         updated.emplace_back(it->second, obj);
       }
     }
@@ -152,7 +147,7 @@ absl::Status Informer::WatchOnce() {
   opts.timeout_seconds = options_.watch_timeout_seconds;
   opts.cancel = &stop_;
   return client_.Watch(options_.gvk, options_.namespace_, opts, [this](const WatchEvent& e) {
-    std::string rv = Meta(e.object, "resourceVersion");
+    std::string rv = common::StringAt(e.object, {"metadata", "resourceVersion"});
     if (e.type == WatchEvent::Type::kBookmark) {
       absl::MutexLock lock(&mu_);
       if (!rv.empty()) resource_version_ = rv;

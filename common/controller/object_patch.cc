@@ -3,17 +3,12 @@
 #include <algorithm>
 
 #include "common/controller/conditions.h"
+#include "common/yaml/yaml.h"
 
 namespace gitops::common {
 namespace {
 
 using json = nlohmann::json;
-
-std::string Meta(const json& obj, const char* field) {
-  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
-  auto it = obj["metadata"].find(field);
-  return it != obj["metadata"].end() && it->is_string() ? it->get<std::string>() : "";
-}
 
 json Finalizers(const json& obj) {
   if (obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object() &&
@@ -26,9 +21,10 @@ json Finalizers(const json& obj) {
 absl::Status PatchFinalizers(KubeClient& client, json& obj, const json& finalizers) {
   json patch = {{"metadata",
                  {{"finalizers", finalizers.empty() ? json() : finalizers},
-                  {"resourceVersion", Meta(obj, "resourceVersion")}}}};
-  auto result = client.Patch(GroupVersionKind::Of(obj), Meta(obj, "namespace"), Meta(obj, "name"),
-                             PatchType::kMerge, patch);
+                  {"resourceVersion", common::StringAt(obj, {"metadata", "resourceVersion"})}}}};
+  auto result =
+      client.Patch(GroupVersionKind::Of(obj), common::StringAt(obj, {"metadata", "namespace"}),
+                   common::StringAt(obj, {"metadata", "name"}), PatchType::kMerge, patch);
   if (!result.ok()) return result.status();
   obj = *result;
   return absl::OkStatus();
@@ -63,9 +59,10 @@ absl::Status PatchStatus(KubeClient& client, const json& before, json& after,
   if (diff.is_object() && diff.empty()) return absl::OkStatus();
   WriteOptions opts;
   opts.field_manager = field_manager;
-  auto result = client.Patch(GroupVersionKind::Of(after), Meta(after, "namespace"),
-                             Meta(after, "name"), PatchType::kMerge, {{"status", diff}}, opts,
-                             /*status=*/true);
+  auto result = client.Patch(
+      GroupVersionKind::Of(after), common::StringAt(after, {"metadata", "namespace"}),
+      common::StringAt(after, {"metadata", "name"}), PatchType::kMerge, {{"status", diff}}, opts,
+      /*status=*/true);
   if (!result.ok()) return result.status();
   after = *result;
   return absl::OkStatus();

@@ -4,24 +4,17 @@
 
 #include "common/controller/conditions.h"
 #include "common/metrics/metrics.h"
+#include "common/yaml/yaml.h"
 
 namespace gitops::common {
 namespace {
 
 using json = nlohmann::json;
 
-std::string Field(const json& obj, const char* a, const char* b = nullptr) {
-  if (!obj.is_object() || !obj.contains(a)) return "";
-  const json& v = obj[a];
-  if (b == nullptr) return v.is_string() ? v.get<std::string>() : "";
-  if (!v.is_object() || !v.contains(b) || !v[b].is_string()) return "";
-  return v[b].get<std::string>();
-}
-
 MetricLabels ObjectLabels(const json& obj) {
-  return {{"kind", Field(obj, "kind")},
-          {"name", Field(obj, "metadata", "name")},
-          {"namespace", Field(obj, "metadata", "namespace")}};
+  return {{"kind", common::StringAt(obj, {"kind"})},
+          {"name", common::StringAt(obj, {"metadata", "name"})},
+          {"namespace", common::StringAt(obj, {"metadata", "namespace"})}};
 }
 
 void Define() {

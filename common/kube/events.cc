@@ -3,19 +3,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
+#include "common/yaml/yaml.h"
 
 namespace gitops::common {
 namespace {
 
 using json = nlohmann::json;
-
-std::string Field(const json& obj, const char* a, const char* b = nullptr) {
-  if (!obj.is_object() || !obj.contains(a)) return "";
-  const json& v = obj[a];
-  if (b == nullptr) return v.is_string() ? v.get<std::string>() : "";
-  if (!v.is_object() || !v.contains(b) || !v[b].is_string()) return "";
-  return v[b].get<std::string>();
-}
 
 std::string MicroTime(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
@@ -50,22 +43,22 @@ void KubeEventRecorder::Event(const json& involved, absl::string_view type,
                               absl::string_view reason, absl::string_view message,
                               const std::map<std::string, std::string>& annotations) {
   absl::Time now = absl::Now();
-  std::string uid = Field(involved, "metadata", "uid");
-  std::string ns = Field(involved, "metadata", "namespace");
+  std::string uid = common::StringAt(involved, {"metadata", "uid"});
+  std::string ns = common::StringAt(involved, {"metadata", "namespace"});
   if (ns.empty()) ns = "default";  // events about cluster-scoped objects
-  std::string name = Field(involved, "metadata", "name");
+  std::string name = common::StringAt(involved, {"metadata", "name"});
   json ev = {
       {"apiVersion", "v1"},
       {"kind", "Event"},
       {"metadata",
        {{"name", absl::StrCat(name, ".", absl::Hex(absl::ToUnixNanos(now)))}, {"namespace", ns}}},
       {"involvedObject",
-       {{"apiVersion", Field(involved, "apiVersion")},
-        {"kind", Field(involved, "kind")},
-        {"namespace", Field(involved, "metadata", "namespace")},
+       {{"apiVersion", common::StringAt(involved, {"apiVersion"})},
+        {"kind", common::StringAt(involved, {"kind"})},
+        {"namespace", common::StringAt(involved, {"metadata", "namespace"})},
         {"name", name},
         {"uid", uid},
-        {"resourceVersion", Field(involved, "metadata", "resourceVersion")}}},
+        {"resourceVersion", common::StringAt(involved, {"metadata", "resourceVersion"})}}},
       {"type", std::string(type)},
       {"reason", std::string(reason)},
       {"message", std::string(message)},

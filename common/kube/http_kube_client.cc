@@ -18,6 +18,7 @@
 #include "common/kube/rate_limiter.h"
 #include "common/metrics/metrics.h"
 #include "common/status/status_macros.h"
+#include "common/yaml/yaml.h"
 
 namespace gitops::common {
 namespace {
@@ -42,16 +43,6 @@ std::string UrlEncode(absl::string_view s) {
 void AddParam(std::string& query, absl::string_view key, absl::string_view value) {
   if (value.empty()) return;
   absl::StrAppend(&query, query.empty() ? "?" : "&", key, "=", UrlEncode(value));
-}
-
-std::string Str(const json& obj, const char* a, const char* b = nullptr) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(a);
-  if (it == obj.end()) return "";
-  if (b == nullptr) return it->is_string() ? it->get<std::string>() : "";
-  if (!it->is_object()) return "";
-  auto it2 = it->find(b);
-  return it2 != it->end() && it2->is_string() ? it2->get<std::string>() : "";
 }
 
 size_t AppendBody(char* data, size_t size, size_t n, void* out) {
@@ -328,7 +319,7 @@ absl::StatusOr<ResourceMapping> HttpKubeClient::Mapping(const GroupVersionKind& 
   }
   std::map<std::string, bool> status_of;
   for (const auto& r : list["resources"]) {
-    std::string name = Str(r, "name");
+    std::string name = common::StringAt(r, {"name"});
     size_t slash = name.find('/');
     if (slash != std::string::npos && name.substr(slash + 1) == "status") {
       status_of[name.substr(0, slash)] = true;
@@ -336,10 +327,10 @@ absl::StatusOr<ResourceMapping> HttpKubeClient::Mapping(const GroupVersionKind& 
   }
   absl::MutexLock lock(&shared_->discovery_mu);
   for (const auto& r : list["resources"]) {
-    std::string name = Str(r, "name");
+    std::string name = common::StringAt(r, {"name"});
     if (name.empty() || name.find('/') != std::string::npos) continue;
     ResourceMapping m;
-    m.gvk = {gvk.group, gvk.version, Str(r, "kind")};
+    m.gvk = {gvk.group, gvk.version, common::StringAt(r, {"kind"})};
     m.resource = name;
     m.namespaced = r.contains("namespaced") && r["namespaced"] == true;
     m.has_status = status_of.count(name) > 0;
@@ -373,9 +364,9 @@ absl::StatusOr<std::string> HttpKubeClient::PathFor(const json& obj, bool collec
   if (gvk.kind.empty() || gvk.version.empty()) {
     return absl::InvalidArgumentError("object has no apiVersion or kind");
   }
-  std::string name = Str(obj, "metadata", "name");
+  std::string name = common::StringAt(obj, {"metadata", "name"});
   if (name.empty() && !collection) return absl::InvalidArgumentError("object has no metadata.name");
-  return ObjectPath(gvk, Str(obj, "metadata", "namespace"), name, collection);
+  return ObjectPath(gvk, common::StringAt(obj, {"metadata", "namespace"}), name, collection);
 }
 
 std::string HttpKubeClient::Query(const WriteOptions& options, bool apply) const {
@@ -425,7 +416,7 @@ bool DeliverLine(WatchState& st, absl::string_view line) {
     st.stream_error = absl::InternalError("watch: undecodable event");
     return false;
   }
-  std::string type = Str(ev, "type");
+  std::string type = common::StringAt(ev, {"type"});
   const json& obj = ev.contains("object") ? ev["object"] : json();
   WatchEvent out;
   if (type == "ADDED") {

@@ -173,6 +173,17 @@ std::string StringField(const nlohmann::json& obj, const char* key, const std::s
   return it->get<std::string>();
 }
 
+std::string StringAt(const nlohmann::json& obj, std::initializer_list<const char*> path) {
+  const nlohmann::json* at = &obj;
+  for (const char* key : path) {
+    if (!at->is_object()) return std::string();
+    auto it = at->find(key);
+    if (it == at->end()) return std::string();
+    at = &*it;
+  }
+  return at->is_string() ? at->get<std::string>() : std::string();
+}
+
 int64_t IntField(const nlohmann::json& obj, const char* key, int64_t fallback) {
   if (!obj.is_object()) return fallback;
   auto it = obj.find(key);

@@ -4,6 +4,7 @@
 #ifndef GITOPS_COMMON_YAML_YAML_H_
 #define GITOPS_COMMON_YAML_YAML_H_
 
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -33,6 +34,10 @@ absl::StatusOr<std::vector<nlohmann::json>> ParseYamlDocuments(absl::string_view
 // nlohmann::json::value() throws on such a type mismatch.
 std::string StringField(const nlohmann::json& obj, const char* key,
                         const std::string& fallback = std::string());
+// The string at a path of object keys (StringAt(obj, {"metadata", "name"})),
+// or "" when a step is missing or not an object, or the value is not a string.
+std::string StringAt(const nlohmann::json& obj, std::initializer_list<const char*> path);
+
 // obj[key] when it is an integer, else `fallback`.
 int64_t IntField(const nlohmann::json& obj, const char* key, int64_t fallback = 0);
 

@@ -10,6 +10,7 @@
 #include "common/controller/object_patch.h"
 #include "common/controller/reconcile_metrics.h"
 #include "common/log/log.h"
+#include "common/yaml/yaml.h"
 
 namespace gitops::source {
 namespace {
@@ -27,19 +28,6 @@ constexpr char kDigestAnnotation[] = "source.toolkit.fluxcd.io/digest";
 // validation normally catches this first; unsupported fields do not).
 constexpr char kInvalidSpecReason[] = "InvalidSpec";
 
-// A string at obj[a][b] (or obj[a] when b is null); "" when absent or not a string.
-std::string Str(const json& obj, const char* a, const char* b = nullptr) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(a);
-  if (it == obj.end()) return "";
-  if (b == nullptr) return it->is_string() ? it->get<std::string>() : "";
-  if (!it->is_object()) return "";
-  auto jt = it->find(b);
-  return jt != it->end() && jt->is_string() ? jt->get<std::string>() : "";
-}
-
-std::string Meta(const json& obj, const char* field) { return Str(obj, "metadata", field); }
-
 int64_t Generation(const json& obj) {
   if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return 0;
   const json& meta = obj["metadata"];
@@ -49,7 +37,7 @@ int64_t Generation(const json& obj) {
 
 std::string RequestedAt(const json& obj) {
   if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
-  return Str(obj["metadata"], "annotations", kReconcileRequestAnnotation);
+  return common::StringAt(obj, {"metadata", "annotations", kReconcileRequestAnnotation});
 }
 
 bool Suspended(const json& obj) {
@@ -65,8 +53,8 @@ json StatusOf(const json& obj) {
 // Just enough of the object for Delete and Restore: its name and status.
 GitRepository Skeleton(const json& obj) {
   GitRepository repo;
-  repo.namespace_name = Meta(obj, "namespace");
-  repo.name = Meta(obj, "name");
+  repo.namespace_name = common::StringAt(obj, {"metadata", "namespace"});
+  repo.name = common::StringAt(obj, {"metadata", "name"});
   repo.generation = Generation(obj);
   repo.status = StatusFromJson(StatusOf(obj));
   return repo;
@@ -180,10 +168,12 @@ void KubeGitRepositoryRunner::CollectOrphans() {
 void KubeGitRepositoryRunner::OnUpdate(const json& old_obj, const json& new_obj) {
   // Flux's predicates: a spec change (generation), a reconcile request, or
   // the start of deletion. Our own status writes change none of them.
-  const bool deleting =
-      !Meta(new_obj, "deletionTimestamp").empty() && Meta(old_obj, "deletionTimestamp").empty();
+  const bool deleting = !common::StringAt(new_obj, {"metadata", "deletionTimestamp"}).empty() &&
+                        common::StringAt(old_obj, {"metadata", "deletionTimestamp"}).empty();
   if (Generation(old_obj) != Generation(new_obj) || RequestedAt(old_obj) != RequestedAt(new_obj) ||
-      Meta(old_obj, "uid") != Meta(new_obj, "uid") || deleting) {
+      common::StringAt(old_obj, {"metadata", "uid"}) !=
+          common::StringAt(new_obj, {"metadata", "uid"}) ||
+      deleting) {
     queue_.Add(common::ObjectKey(new_obj));
   }
 }
@@ -195,7 +185,7 @@ absl::StatusOr<std::optional<json>> KubeGitRepositoryRunner::Load(const std::str
   {
     absl::MutexLock lock(&mu_);
     auto it = memory_.find(key);
-    if (it != memory_.end() && it->second.uid == Meta(*cached, "uid")) {
+    if (it != memory_.end() && it->second.uid == common::StringAt(*cached, {"metadata", "uid"})) {
       written = it->second.written_status;
     }
   }
@@ -239,14 +229,14 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
   {
     absl::MutexLock lock(&mu_);
     Memory& m = memory_[key];
-    if (m.uid != Meta(obj, "uid")) {
+    if (m.uid != common::StringAt(obj, {"metadata", "uid"})) {
       m = Memory{};
-      m.uid = Meta(obj, "uid");
+      m.uid = common::StringAt(obj, {"metadata", "uid"});
     }
   }
 
   // Step 1: deletion first, as Flux does.
-  if (!Meta(obj, "deletionTimestamp").empty()) return Finalize(key, obj);
+  if (!common::StringAt(obj, {"metadata", "deletionTimestamp"}).empty()) return Finalize(key, obj);
 
   // Step 2: the finalizer before any artifact exists, so a deletion racing
   // the first run cannot leave artifacts behind.
