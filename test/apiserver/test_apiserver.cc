@@ -25,6 +25,10 @@ absl::StatusOr<std::unique_ptr<TestApiServer>> TestApiServer::Start(Options opti
   s->options_ = options;
   absl::Status st = s->Launch();
   if (!st.ok()) return st;
+  if (options.install_crds) {
+    auto out = s->Kubectl({"apply", "-f", CrdDir()});
+    if (!out.ok()) return out.status();
+  }
   return s;
 }
 

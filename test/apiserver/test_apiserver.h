@@ -29,9 +29,16 @@ class TestApiServer {
     int port = 0;                   // 0 picks a free port
     std::string token;              // HTTPS bearer token; generated when empty
     bool client_cert_auth = false;  // HTTPS with client certificates, no token
+    bool install_crds = false;      // `kubectl apply -f CrdDir()` once it serves
   };
   static absl::StatusOr<std::unique_ptr<TestApiServer>> Start(Options options);
   static absl::StatusOr<std::unique_ptr<TestApiServer>> Start() { return Start(Options{}); }
+  // Start() with the chart's CRDs applied.
+  static absl::StatusOr<std::unique_ptr<TestApiServer>> StartWithCrds() {
+    Options options;
+    options.install_crds = true;
+    return Start(options);
+  }
   ~TestApiServer();
 
   const std::string& url() const { return url_; }

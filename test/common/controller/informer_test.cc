@@ -63,11 +63,9 @@ class Recorder {
 class InformerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto s = TestApiServer::Start();
+    auto s = TestApiServer::StartWithCrds();
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = s->release();
-    auto out = server_->Kubectl({"apply", "-f", TestApiServer::CrdDir()});
-    ASSERT_TRUE(out.ok()) << out.status();
   }
   static void TearDownTestSuite() {
     delete server_;

@@ -32,11 +32,9 @@ json ConfigMap(const std::string& ns, const std::string& name, json data = {{"a"
 class HttpKubeClientTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto s = TestApiServer::Start();
+    auto s = TestApiServer::StartWithCrds();
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = s->release();
-    auto out = server_->Kubectl({"apply", "-f", TestApiServer::CrdDir()});
-    ASSERT_TRUE(out.ok()) << out.status();
   }
   static void TearDownTestSuite() {
     delete server_;

@@ -36,11 +36,9 @@ class GitRepositoryKubeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::MakeTempDir("source-kube");
-    auto api = TestApiServer::Start();
+    auto api = TestApiServer::StartWithCrds();
     ASSERT_TRUE(api.ok()) << api.status();
     api_ = std::move(*api);
-    auto crds = api_->Kubectl({"apply", "-f", TestApiServer::CrdDir()});
-    ASSERT_TRUE(crds.ok()) << crds.status();
     ASSERT_TRUE(api_->Kubectl({"create", "namespace", "flux-system"}).ok());
     auto secret = api_->Kubectl({"create", "secret", "generic", "git-auth", "-n", "flux-system",
                                  absl::StrCat("--from-literal=username=", kUser),
