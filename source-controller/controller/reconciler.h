@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/controller/conditions.h"
 #include "source-controller/artifact/storage.h"
 #include "source-controller/controller/git_repository.h"
 #include "source-controller/git/git_fetcher.h"
@@ -16,14 +17,16 @@
 namespace gitops::source {
 
 // Flux's condition types and reasons.
-inline constexpr char kReadyCondition[] = "Ready";
-inline constexpr char kReconcilingCondition[] = "Reconciling";
-inline constexpr char kStalledCondition[] = "Stalled";
+// The generic ones (Ready, Reconciling, Stalled, Succeeded) come from the
+// controller runtime.
+using common::kReadyCondition;
+using common::kReconcilingCondition;
+using common::kStalledCondition;
+using common::kSucceededReason;
 inline constexpr char kFetchFailedCondition[] = "FetchFailed";
 inline constexpr char kArtifactInStorageCondition[] = "ArtifactInStorage";
 inline constexpr char kArtifactOutdatedCondition[] = "ArtifactOutdated";
 inline constexpr char kStorageOperationFailedCondition[] = "StorageOperationFailed";
-inline constexpr char kSucceededReason[] = "Succeeded";
 inline constexpr char kGitOperationFailedReason[] = "GitOperationFailed";
 inline constexpr char kAuthenticationFailedReason[] = "AuthenticationFailed";
 inline constexpr char kURLInvalidReason[] = "URLInvalid";
