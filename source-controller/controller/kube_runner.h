@@ -56,6 +56,10 @@ struct KubeRunnerOptions {
   // Retry delay for objects waiting on another source (--requeue-dependency;
   // reserved for spec.include).
   absl::Duration requeue_dependency = absl::Seconds(30);
+  // Successful runs come back after spec.interval plus or minus up to this
+  // percentage of it, so objects applied together do not poll together
+  // (Flux's --interval-jitter-percentage).
+  int interval_jitter_percent = 5;
 };
 
 // Thread-safe. Owns its informer, work queue and worker threads; Stop()

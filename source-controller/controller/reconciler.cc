@@ -40,7 +40,7 @@ GitRepositoryReconciler::GitRepositoryReconciler(ReconcilerDeps deps, Reconciler
 }
 
 std::string GitRepositoryReconciler::ArtifactUrl(const std::string& path) const {
-  return absl::StrCat("grpc://", options_.advertised_address, "/", path);
+  return absl::StrCat(options_.url_scheme, "://", options_.advertised_address, "/", path);
 }
 
 absl::Status GitRepositoryReconciler::Fail(GitRepository& repo, const absl::Status& error,

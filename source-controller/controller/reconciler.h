@@ -38,8 +38,14 @@ struct ReconcilerOptions {
   std::string cache_root;
   // Temporary checkouts.
   std::string work_root;
-  // host:port clients use to reach the artifact service (the artifact URL).
+  // host[:port] clients use to reach the artifacts: the artifact URL is
+  // "<url_scheme>://<advertised_address>/<path>". "http" when the plain HTTP
+  // file server (Flux's --storage-addr) runs, "grpc" otherwise.
   std::string advertised_address;
+  std::string url_scheme = "grpc";
+  // Refuse to store an artifact whose files add up to more than this many
+  // bytes (before compression); 0 means no limit.
+  int64_t max_artifact_size = 0;
   int retention_records = 2;
   absl::Duration retention_ttl = absl::Seconds(60);
 };
@@ -69,7 +75,7 @@ class GitRepositoryReconciler {
   // if its file is still in storage. Returns whether it was.
   bool Restore(const GitRepository& repo);
 
-  // The artifact's gRPC URL, "grpc://<advertised>/<path>".
+  // The artifact's URL, "<scheme>://<advertised>/<path>".
   std::string ArtifactUrl(const std::string& path) const;
 
  private:

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -26,6 +27,12 @@ struct GitCredentials {
       ssh_known_hosts;
 };
 
+// An HTTP(S) proxy for the remote (Flux's proxySecretRef: address, username,
+// password). Empty address: no proxy.
+struct GitProxy {
+  std::string address, username, password;
+};
+
 struct GitFetchOptions {
   // http(s)://, ssh://, git://, file:// or an absolute local path.
   std::string url;
@@ -33,6 +40,14 @@ struct GitFetchOptions {
   GitCredentials credentials;
   // Bound on the whole operation (connect, negotiation, transfer).
   absl::Duration timeout = absl::Seconds(60);
+  // spec.recurseSubmodules: check out submodules too (with the same
+  // credentials), recursively.
+  bool recurse_submodules = false;
+  // spec.sparseCheckout: only these directories (relative to the root) are
+  // written to checkout_dir; empty writes the whole tree.
+  std::vector<std::string> sparse_checkout;
+  // spec.proxySecretRef.
+  GitProxy proxy;
 };
 
 // A resolved revision.
