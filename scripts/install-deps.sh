@@ -12,11 +12,12 @@ PACKAGES=(
   # libraries the product links
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libgit2-dev libarchive-dev libyaml-cpp-dev libssl-dev zlib1g-dev
-  libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev
+  libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev libgpgme-dev
   # tests
   libgtest-dev libgmock-dev
   # real servers the integration tests start on loopback
   nginx-light fcgiwrap apache2-utils openssh-server openssh-client openssl curl procps
+  tinyproxy gnupg
 )
 
 export DEBIAN_FRONTEND=noninteractive
