@@ -20,6 +20,25 @@ namespace gitops::source {
 inline constexpr char kGitRepositoryKind[] = "GitRepository";
 inline constexpr char kSourceApiVersion[] = "source.toolkit.fluxcd.io/v1";
 
+// spec.include entry: another GitRepository's artifact (from_path within it)
+// copied to to_path in this one's artifact.
+struct GitRepositoryInclude {
+  std::string repository;  // spec.include[].repository.name
+  std::string from_path;   // "" = the artifact root
+  std::string to_path;     // as written; ToPath() applies Flux's default
+  // Flux's GetToPath: to_path, or the included repository's name.
+  const std::string& ToPath() const { return to_path.empty() ? repository : to_path; }
+  bool operator==(const GitRepositoryInclude& o) const {
+    return repository == o.repository && from_path == o.from_path && to_path == o.to_path;
+  }
+};
+
+// spec.verify.
+struct GitRepositoryVerification {
+  std::string mode = "HEAD";  // HEAD | head | Tag | TagAndHEAD, as written
+  std::string secret_name;
+};
+
 struct GitRepositorySpec {
   std::string url;
   GitReference ref;
@@ -30,6 +49,13 @@ struct GitRepositorySpec {
   // spec.ignore; nullopt when unset (Flux's defaults apply).
   std::optional<std::string> ignore;
   bool suspend = false;
+  std::vector<GitRepositoryInclude> include;
+  bool recurse_submodules = false;
+  // spec.sparseCheckout as written; nullopt when unset.
+  std::optional<std::vector<std::string>> sparse_checkout;
+  // spec.proxySecretRef.name; empty when unset.
+  std::string proxy_secret_name;
+  std::optional<GitRepositoryVerification> verify;
 };
 
 // A status condition as Kubernetes and Flux shape it.
@@ -49,6 +75,11 @@ struct ArtifactStatus {
   std::string digest;
   int64_t size = 0;
   absl::Time last_update_time;
+  std::map<std::string, std::string> metadata;
+  // Flux's Artifact.HasRevision / HasDigest comparisons.
+  bool SameContent(const ArtifactStatus& o) const {
+    return revision == o.revision && digest == o.digest;
+  }
 };
 
 struct GitRepositoryStatus {
@@ -56,6 +87,15 @@ struct GitRepositoryStatus {
   std::vector<Condition> conditions;
   int64_t observed_generation = 0;
   std::optional<std::string> observed_ignore;
+  // The artifacts of spec.include at the time the artifact was built.
+  std::vector<ArtifactStatus> included_artifacts;
+  bool observed_recurse_submodules = false;
+  std::vector<GitRepositoryInclude> observed_include;
+  std::optional<std::vector<std::string>> observed_sparse_checkout;
+  // The verify mode the artifact's commit (or tag) was verified with.
+  std::optional<std::string> source_verification_mode;
+  // The reconcile.fluxcd.io/requestedAt value last acted upon.
+  std::string last_handled_reconcile_at;
 };
 
 struct GitRepository {
@@ -78,6 +118,13 @@ std::map<std::string, std::string> DecodeSecretData(const nlohmann::json& secret
 // bearerToken, ca.crt (or caFile), identity (+ password as its passphrase),
 // known_hosts.
 GitCredentials CredentialsFromSecretData(const std::map<std::string, std::string>& data);
+
+// Proxy settings from a proxySecretRef Secret's data (Flux's keys: address,
+// username, password). InvalidArgument naming the Secret when address is
+// missing.
+absl::StatusOr<GitProxy> ProxyFromSecretData(const std::map<std::string, std::string>& data,
+                                             absl::string_view namespace_name,
+                                             absl::string_view secret_name);
 
 // A condition of `type` observed at `generation` (lastTransitionTime is set
 // by SetCondition).

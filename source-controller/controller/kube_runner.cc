@@ -1,6 +1,8 @@
 #include "source-controller/controller/kube_runner.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -27,6 +29,19 @@ constexpr char kDigestAnnotation[] = "source.toolkit.fluxcd.io/digest";
 // Ready=False reason when the manifest cannot be used as it is (the CRD's
 // validation normally catches this first; unsupported fields do not).
 constexpr char kInvalidSpecReason[] = "InvalidSpec";
+
+// status fields StatusToJson writes (and may leave out to clear them); any
+// other field in status is carried over untouched.
+const std::set<std::string> kModeledStatusFields = {
+    "artifact",          "conditions",        "observedGeneration",        "observedIgnore",
+    "includedArtifacts", "observedInclude",   "observedRecurseSubmodules", "observedSparseCheckout",
+    "sourceVerificationMode", "lastHandledReconcileAt"};
+
+// The artifact's identity in an object's status, for noticing a new one.
+std::string ArtifactIdentity(const json& obj) {
+  return absl::StrCat(common::StringAt(obj, {"status", "artifact", "revision"}), " ",
+                      common::StringAt(obj, {"status", "artifact", "digest"}));
+}
 
 int64_t Generation(const json& obj) {
   if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return 0;
@@ -176,6 +191,27 @@ void KubeGitRepositoryRunner::OnUpdate(const json& old_obj, const json& new_obj)
       deleting) {
     queue_.Add(common::ObjectKey(new_obj));
   }
+  // A new artifact rebuilds the GitRepositories that include this one (Flux
+  // watches for the same with an index on spec.include).
+  if (ArtifactIdentity(old_obj) != ArtifactIdentity(new_obj) &&
+      !common::StringAt(new_obj, {"status", "artifact", "digest"}).empty()) {
+    const std::string ns = common::StringAt(new_obj, {"metadata", "namespace"});
+    const std::string name = common::StringAt(new_obj, {"metadata", "name"});
+    for (const json& other : informer_->List()) {
+      if (common::StringAt(other, {"metadata", "namespace"}) != ns) continue;
+      const json* include = nullptr;
+      if (other.contains("spec") && other["spec"].is_object() && other["spec"].contains("include")) {
+        include = &other["spec"]["include"];
+      }
+      if (include == nullptr || !include->is_array()) continue;
+      for (const json& inc : *include) {
+        if (common::StringAt(inc, {"repository", "name"}) == name) {
+          queue_.Add(common::ObjectKey(other));
+          break;
+        }
+      }
+    }
+  }
 }
 
 absl::StatusOr<std::optional<json>> KubeGitRepositoryRunner::Load(const std::string& key) {
@@ -269,6 +305,8 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
                  now);
     RemoveCondition(conds, kReconcilingCondition);
     repo.status.observed_generation = repo.generation;
+    const std::string requested = RequestedAt(obj);
+    if (!requested.empty()) repo.status.last_handled_reconcile_at = requested;
     common::LogError(
         "invalid GitRepository",
         {{"kind", kGitRepositoryKind}, {"namespace", ns}, {"name", name}, {"error", msg}});
@@ -278,63 +316,57 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
   }
   GitRepository repo = std::move(*parsed);
   repo.status = StatusFromJson(StatusOf(obj));
-  const std::optional<ArtifactStatus> old_artifact = repo.status.artifact;
-  const std::string old_revision = old_artifact ? old_artifact->revision : "";
+  const GitRepositoryStatus old_status = repo.status;
 
-  // Step 4: credentials from the API, then the shared reconciler.
-  absl::Status result;
-  auto credentials = Credentials(repo);
-  if (!credentials.ok()) {
-    result = credentials.status();
-    std::string msg(result.message());
-    auto& conds = repo.status.conditions;
-    SetCondition(conds,
-                 MakeCondition(kFetchFailedCondition, "True", kAuthenticationFailedReason, msg,
-                               repo.generation),
-                 now);
-    SetCondition(
-        conds,
-        MakeCondition(kReadyCondition, "False", kAuthenticationFailedReason, msg, repo.generation),
-        now);
-    RemoveCondition(conds, kStalledCondition);
-    repo.status.observed_generation = repo.generation;
-    common::LogError("reconciliation failed", {{"kind", kGitRepositoryKind},
-                                               {"namespace", ns},
-                                               {"name", name},
-                                               {"reason", kAuthenticationFailedReason},
-                                               {"error", msg}});
-  } else {
-    result = reconciler_->Reconcile(repo, *credentials, now);
-  }
-  // The same bytes stored again (e.g. the artifact file was lost and rebuilt):
-  // not a new artifact, and no status churn.
-  if (old_artifact && repo.status.artifact &&
-      repo.status.artifact->digest == old_artifact->digest &&
-      repo.status.artifact->revision == old_artifact->revision &&
-      repo.status.artifact->path == old_artifact->path) {
-    repo.status.artifact->last_update_time = old_artifact->last_update_time;
-  }
+  // Step 4: what the run needs from the API, then the shared reconciler. The
+  // in-progress status is written before long operations, as Flux does.
+  ReconcileInputs inputs = Inputs(repo);
+  inputs.requested_at = RequestedAt(obj);
+  inputs.progress = [&](const GitRepository& progress) { return WriteStatus(key, obj, progress); };
+  ReconcileOutcome outcome = reconciler_->Reconcile(repo, inputs, now);
 
-  // Step 5: one status patch, then the event.
+  // Step 5: one status patch, then the events (Flux's notify).
   absl::Status written = WriteStatus(key, obj, repo);
-  if (result.ok() && repo.status.artifact && repo.status.artifact->revision != old_revision) {
+  if (outcome.ok() && repo.status.artifact) {
     const ArtifactStatus& a = *repo.status.artifact;
-    Emit(obj, common::kEventTypeNormal, kNewArtifactReason,
-         absl::StrCat("stored artifact for revision '", a.revision, "'"),
-         {{kRevisionAnnotation, a.revision}, {kDigestAnnotation, a.digest}});
-  } else if (!result.ok()) {
-    const Condition* ready = FindCondition(repo.status.conditions, kReadyCondition);
-    Emit(obj, common::kEventTypeWarning,
-         ready != nullptr && !ready->reason.empty() ? ready->reason : kGitOperationFailedReason,
-         result.message(), {{kRevisionAnnotation, old_revision}});
+    const std::string message = absl::StrCat(
+        "stored artifact for commit '",
+        outcome.commit_subject.empty() ? a.revision : outcome.commit_subject, "'");
+    const bool new_digest = !old_status.artifact || old_status.artifact->digest != a.digest;
+    bool recovered = false;
+    for (const char* failure :
+         {kFetchFailedCondition, kIncludeUnavailableCondition, kStorageOperationFailedCondition}) {
+      if (FindCondition(old_status.conditions, failure) != nullptr) recovered = true;
+    }
+    if (new_digest || recovered) {
+      Emit(obj, common::kEventTypeNormal, new_digest ? kNewArtifactReason : kSucceededReason,
+           message, {{kRevisionAnnotation, a.revision}, {kDigestAnnotation, a.digest}});
+    }
+  } else if (!outcome.ok()) {
+    Emit(obj,
+         outcome.kind == ReconcileKind::kWaiting ? common::kEventTypeNormal
+                                                 : common::kEventTypeWarning,
+         outcome.reason.empty() ? kGitOperationFailedReason : outcome.reason,
+         outcome.error.message(),
+         {{kRevisionAnnotation, old_status.artifact ? old_status.artifact->revision : ""}});
   }
   if (!written.ok()) return {written};
 
   // Step 6: requeue. A spec the user must fix waits for the fix (Stalled);
-  // other failures retry with backoff; success comes back on the interval.
-  if (absl::IsInvalidArgument(result)) return {};
-  if (!result.ok()) return {result};
-  return {absl::OkStatus(), repo.spec.interval};
+  // a missing dependency is looked at again after --requeue-dependency;
+  // other failures retry with backoff; success comes back on the interval,
+  // jittered so objects applied together do not poll together.
+  switch (outcome.kind) {
+    case ReconcileKind::kStalled:
+      return {};
+    case ReconcileKind::kWaiting:
+      return {absl::OkStatus(), outcome.requeue_after};
+    case ReconcileKind::kFailed:
+      return {outcome.error};
+    case ReconcileKind::kSuccess:
+      break;
+  }
+  return {absl::OkStatus(), Jittered(repo.spec.interval)};
 }
 
 common::ReconcileResult KubeGitRepositoryRunner::Finalize(const std::string& key, json& obj) {
@@ -375,36 +407,76 @@ common::ReconcileResult KubeGitRepositoryRunner::Finalize(const std::string& key
   return {};
 }
 
-absl::StatusOr<GitCredentials> KubeGitRepositoryRunner::Credentials(const GitRepository& repo) {
-  if (repo.spec.secret_name.empty()) return GitCredentials{};
-  auto secret = client_.Get(kSecretGvk, repo.namespace_name, repo.spec.secret_name);
+absl::StatusOr<std::map<std::string, std::string>> KubeGitRepositoryRunner::SecretData(
+    const std::string& namespace_name, const std::string& name) {
+  auto secret = client_.Get(kSecretGvk, namespace_name, name);
   if (!secret.ok()) {
     // Flux's message; the API error never carries the Secret's data.
     std::string cause = absl::IsNotFound(secret.status())
-                            ? absl::StrCat("secrets \"", repo.spec.secret_name, "\" not found")
+                            ? absl::StrCat("secrets \"", name, "\" not found")
                             : std::string(secret.status().message());
-    return absl::Status(
-        absl::IsNotFound(secret.status()) ? absl::StatusCode::kNotFound : secret.status().code(),
-        absl::StrCat("failed to get secret '", repo.namespace_name, "/", repo.spec.secret_name,
-                     "': ", cause));
+    return absl::Status(secret.status().code(), absl::StrCat("failed to get secret '",
+                                                             namespace_name, "/", name,
+                                                             "': ", cause));
   }
-  return CredentialsFromSecretData(DecodeSecretData(*secret));
+  return DecodeSecretData(*secret);
+}
+
+ReconcileInputs KubeGitRepositoryRunner::Inputs(const GitRepository& repo) {
+  ReconcileInputs in;
+  const std::string& ns = repo.namespace_name;
+  if (!repo.spec.secret_name.empty()) {
+    auto data = SecretData(ns, repo.spec.secret_name);
+    in.credentials = data.ok() ? absl::StatusOr<GitCredentials>(CredentialsFromSecretData(*data))
+                               : absl::StatusOr<GitCredentials>(data.status());
+  }
+  if (!repo.spec.proxy_secret_name.empty()) {
+    auto data = SecretData(ns, repo.spec.proxy_secret_name);
+    if (data.ok()) {
+      in.proxy = ProxyFromSecretData(*data, ns, repo.spec.proxy_secret_name);
+    } else {
+      in.proxy = data.status();
+    }
+  }
+  if (repo.spec.verify) in.verify_keys = SecretData(ns, repo.spec.verify->secret_name);
+  for (const GitRepositoryInclude& inc : repo.spec.include) {
+    std::optional<json> dep = informer_->Get(absl::StrCat(ns, "/", inc.repository));
+    if (!dep) {
+      in.includes.push_back(absl::NotFoundError(
+          absl::StrCat("gitrepositories.source.toolkit.fluxcd.io \"", inc.repository,
+                       "\" not found")));
+      continue;
+    }
+    GitRepositoryStatus dep_status = StatusFromJson(StatusOf(*dep));
+    if (!dep_status.artifact) {
+      in.includes.push_back(absl::FailedPreconditionError("no artifact"));
+    } else {
+      in.includes.push_back(*dep_status.artifact);
+    }
+  }
+  return in;
+}
+
+absl::Duration KubeGitRepositoryRunner::Jittered(absl::Duration interval) {
+  const int percent = std::clamp(options_.interval_jitter_percent, 0, 99);
+  if (percent == 0) return interval;
+  absl::MutexLock lock(&mu_);
+  std::uniform_real_distribution<double> spread(-percent / 100.0, percent / 100.0);
+  return interval + interval * spread(rng_);
 }
 
 absl::Status KubeGitRepositoryRunner::WriteStatus(const std::string& key, const json& obj,
                                                   const GitRepository& repo) {
   json status = StatusToJson(repo.status);
   const json before_status = StatusOf(obj);
-  // Fields this controller does not model yet are carried over untouched.
-  for (const char* keep :
-       {"observedInclude", "includedArtifacts", "observedRecurseSubmodules",
-        "observedSparseCheckout", "sourceVerificationMode", "lastHandledReconcileAt"}) {
-    if (before_status.is_object() && before_status.contains(keep) && !status.contains(keep)) {
-      status[keep] = before_status[keep];
+  // Fields this controller does not model are carried over untouched.
+  if (before_status.is_object()) {
+    for (auto it = before_status.begin(); it != before_status.end(); ++it) {
+      if (!status.contains(it.key()) && !kModeledStatusFields.count(it.key())) {
+        status[it.key()] = it.value();
+      }
     }
   }
-  const std::string requested = RequestedAt(obj);
-  if (!requested.empty()) status["lastHandledReconcileAt"] = requested;
 
   json after = obj;
   after["status"] = status;

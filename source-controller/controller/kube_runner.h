@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -100,8 +101,13 @@ class KubeGitRepositoryRunner {
   // storage that the synced cache does not have.
   void CollectOrphans();
   common::ReconcileResult Finalize(const std::string& key, nlohmann::json& obj);
-  // Secret data for spec.secretRef, with Flux's keys; errors name the Secret.
-  absl::StatusOr<GitCredentials> Credentials(const GitRepository& repo);
+  // A Secret's decoded data; errors carry Flux's "failed to get secret" text.
+  absl::StatusOr<std::map<std::string, std::string>> SecretData(const std::string& namespace_name,
+                                                                const std::string& name);
+  // The Secrets and included artifacts spec refers to.
+  ReconcileInputs Inputs(const GitRepository& repo);
+  // interval +- options_.interval_jitter_percent.
+  absl::Duration Jittered(absl::Duration interval);
   // Writes `repo.status` (plus lastHandledReconcileAt) to the status
   // subresource and remembers it.
   absl::Status WriteStatus(const std::string& key, const nlohmann::json& obj,
@@ -123,6 +129,7 @@ class KubeGitRepositoryRunner {
   std::map<std::string, Memory> memory_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_){std::random_device{}()};
 };
 
 }  // namespace gitops::source

@@ -1,13 +1,20 @@
 #include "source-controller/controller/reconciler.h"
 
-#include <filesystem>
+#include <stdlib.h>
 
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/crypto/sha256.h"
+#include "absl/strings/str_split.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
+#include "kustomize-controller/subscriber/extract.h"
 #include "source-controller/artifact/ignore.h"
 #include "source-controller/artifact/packer.h"
+#include "source-controller/git/git_url.h"
+#include "source-controller/verify/verify.h"
 
 namespace gitops::source {
 namespace fs = std::filesystem;
@@ -16,17 +23,594 @@ namespace {
 
 constexpr char kDurationMetric[] = "gotk_reconcile_duration_seconds";
 constexpr char kConditionMetric[] = "gotk_reconcile_condition";
+constexpr char kPatchOperationFailedReason[] = "PatchOperationFailed";
 
-std::string GitReason(const absl::Status& s) {
-  if (absl::IsUnauthenticated(s) || absl::IsPermissionDenied(s)) return kAuthenticationFailedReason;
-  if (absl::IsInvalidArgument(s)) return kURLInvalidReason;
-  return kGitOperationFailedReason;
+// Flux's Ready summary for GitRepository (gitRepositoryReadyCondition): the
+// conditions in priority order, and whether True means trouble.
+struct SummaryEntry {
+  const char* type;
+  bool negative;
+};
+constexpr SummaryEntry kReadySummary[] = {
+    {kStorageOperationFailedCondition, true}, {kFetchFailedCondition, true},
+    {kIncludeUnavailableCondition, true},     {kArtifactOutdatedCondition, true},
+    {kArtifactInStorageCondition, false},     {kSourceVerifiedCondition, false},
+    {kStalledCondition, true},                {kReconcilingCondition, true},
+};
+
+bool SameArtifacts(const std::vector<ArtifactStatus>& a, const std::vector<ArtifactStatus>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].SameContent(b[i])) return false;
+  }
+  return true;
+}
+
+std::string TrimDotSlash(const std::string& dir) {
+  return absl::StartsWith(dir, "./") ? dir.substr(2) : dir;
+}
+
+// `rel` joined under `root` without leaving it (securejoin's intent: ".."
+// components are clamped at the root). Symlinks are not followed here; the
+// checkout and extraction never create escaping ones.
+fs::path JoinUnder(const fs::path& root, absl::string_view rel) {
+  fs::path out;
+  for (absl::string_view part : absl::StrSplit(rel, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    if (part == "..") {
+      if (!out.empty()) out = out.parent_path();
+      continue;
+    }
+    out /= std::string(part);
+  }
+  return root / out;
+}
+
+absl::StatusOr<int64_t> TreeBytes(const fs::path& root, int64_t stop_after) {
+  int64_t total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
+       !ec && it != end; it.increment(ec)) {
+    if (it->is_symlink(ec)) continue;
+    if (it->is_regular_file(ec)) {
+      total += static_cast<int64_t>(it->file_size(ec));
+      if (total > stop_after) return total;
+    }
+  }
+  if (ec) return absl::InternalError(absl::StrCat("walk ", root.string(), ": ", ec.message()));
+  return total;
 }
 
 }  // namespace
 
 SourceKey KeyOf(const GitRepository& repo) {
   return SourceKey{kGitRepositoryKind, repo.namespace_name, repo.name};
+}
+
+std::string CommitSubject(absl::string_view message) {
+  absl::string_view subject = message.substr(0, message.find('\n'));
+  // Flux counts runes; count UTF-8 code points the same way.
+  size_t runes = 0;
+  for (size_t i = 0; i < subject.size(); ++i) {
+    if ((static_cast<unsigned char>(subject[i]) & 0xC0) == 0x80) continue;
+    if (runes == 50) return absl::StrCat(subject.substr(0, i), "...");
+    ++runes;
+  }
+  return std::string(subject);
+}
+
+// One reconcile of one object: Flux's sub-reconcilers (storage, source,
+// include, artifact) in order, then the summary.
+class GitRepositoryReconciler::Run {
+ public:
+  Run(GitRepositoryReconciler& r, GitRepository& repo, const ReconcileInputs& in, absl::Time now)
+      : r_(r),
+        repo_(repo),
+        in_(in),
+        now_(now),
+        key_(KeyOf(repo)),
+        written_(repo.status.conditions) {}
+
+  ReconcileOutcome Execute();
+
+ private:
+  void Mark(absl::string_view type, absl::string_view status, absl::string_view reason,
+            absl::string_view message) {
+    SetCondition(repo_.status.conditions,
+                 MakeCondition(type, status, reason, message, repo_.generation), now_);
+  }
+  void Delete(absl::string_view type) { RemoveCondition(repo_.status.conditions, type); }
+  bool Is(absl::string_view type, absl::string_view status) const {
+    const Condition* c = FindCondition(repo_.status.conditions, type);
+    return c != nullptr && c->status == status;
+  }
+  // Flux's rreconcile.ProgressiveStatus.
+  void Progressive(absl::string_view message) {
+    Delete(kStalledCondition);
+    Mark(kReconcilingCondition, "True", kProgressingReason, message);
+    Mark(kReadyCondition, "Unknown", kProgressingReason, message);
+  }
+  // Writes the in-progress status; false (with *out set) when that failed.
+  bool Patch(ReconcileOutcome* out) {
+    if (!in_.progress) return true;
+    absl::Status s = in_.progress(repo_);
+    if (s.ok()) {
+      written_ = repo_.status.conditions;
+      return true;
+    }
+    *out = Failure(ReconcileKind::kFailed, kPatchOperationFailedReason, s);
+    return false;
+  }
+  static ReconcileOutcome Failure(ReconcileKind kind, absl::string_view reason,
+                                  absl::Status error) {
+    ReconcileOutcome o;
+    o.kind = kind;
+    o.reason = std::string(reason);
+    o.error = std::move(error);
+    return o;
+  }
+  // Marks `condition` True with `reason` and `message`, and fails the run.
+  ReconcileOutcome Fail(ReconcileKind kind, absl::string_view condition, absl::string_view reason,
+                        absl::StatusCode code, absl::string_view message) {
+    Mark(condition, "True", reason, message);
+    return Failure(kind, reason, absl::Status(code, message));
+  }
+  ReconcileOutcome GitFailure(const absl::Status& s) {
+    // A bad semver range or malformed commit will not fix itself.
+    return Fail(absl::IsInvalidArgument(s) ? ReconcileKind::kStalled : ReconcileKind::kFailed,
+                kFetchFailedCondition, kGitOperationFailedReason, s.code(),
+                absl::StrCat("failed to checkout and determine revision: ", s.message()));
+  }
+  // Flux's gitContentConfigChanged: anything besides the commit that shapes
+  // the artifact differs from what the stored one was built with.
+  bool ContentConfigChanged(const std::vector<ArtifactStatus>& includes) const;
+  bool RequiresVerification() const;
+  // Flux's verifySignature; false (with *out set) on failure.
+  bool Verify(const std::string& git_dir, const GitRevision& rev, ReconcileOutcome* out);
+  // Copies the included artifacts into the checkout; false with *out on failure.
+  bool CopyIncludes(const fs::path& checkout, const fs::path& work,
+                    const std::vector<ArtifactStatus>& includes, ReconcileOutcome* out);
+  ReconcileOutcome Summarize(ReconcileOutcome o);
+
+  GitRepositoryReconciler& r_;
+  GitRepository& repo_;
+  const ReconcileInputs& in_;
+  const absl::Time now_;
+  const SourceKey key_;
+  // The conditions as the API server has them (at the start, or as the last
+  // progress patch wrote them).
+  std::vector<Condition> written_;
+};
+
+bool GitRepositoryReconciler::Run::RequiresVerification() const {
+  if (!repo_.spec.verify) return false;
+  const auto& observed = repo_.status.source_verification_mode;
+  if (!observed) return true;
+  auto was = ParseVerificationMode(*observed);
+  auto want = ParseVerificationMode(repo_.spec.verify->mode);
+  if (!was.ok() || !want.ok()) return true;
+  // Flux: verified only the tag and now the HEAD too (or the reverse).
+  return (*was == VerificationMode::kTag && *want != VerificationMode::kTag) ||
+         (*was == VerificationMode::kHead && *want != VerificationMode::kHead);
+}
+
+bool GitRepositoryReconciler::Run::ContentConfigChanged(
+    const std::vector<ArtifactStatus>& includes) const {
+  const GitRepositorySpec& spec = repo_.spec;
+  const GitRepositoryStatus& status = repo_.status;
+  if (spec.ignore != status.observed_ignore) return true;
+  if (spec.recurse_submodules != status.observed_recurse_submodules) return true;
+  if (spec.include != status.observed_include) return true;
+  if (RequiresVerification()) return true;
+  const std::vector<std::string> none;
+  if (spec.sparse_checkout.value_or(none) != status.observed_sparse_checkout.value_or(none)) {
+    return true;
+  }
+  return !SameArtifacts(includes, status.included_artifacts);
+}
+
+bool GitRepositoryReconciler::Run::Verify(const std::string& git_dir, const GitRevision& rev,
+                                          ReconcileOutcome* out) {
+  if (!repo_.spec.verify) {
+    repo_.status.source_verification_mode.reset();
+    Delete(kSourceVerifiedCondition);
+    return true;
+  }
+  auto fail = [&](ReconcileKind kind, absl::string_view reason, const absl::Status& error) {
+    Mark(kSourceVerifiedCondition, "False", reason, error.message());
+    *out = Failure(kind, reason, error);
+    return false;
+  };
+  if (!in_.verify_keys.ok()) {
+    return fail(ReconcileKind::kFailed, kVerificationErrorReason,
+                absl::Status(in_.verify_keys.status().code(),
+                             absl::StrCat("public keys secret error: ",
+                                          in_.verify_keys.status().message())));
+  }
+  auto mode = ParseVerificationMode(repo_.spec.verify->mode);
+  if (!mode.ok()) return fail(ReconcileKind::kStalled, kVerificationErrorReason, mode.status());
+  const std::string tag_ref = absl::StartsWith(rev.ref, "refs/tags/") ? rev.ref : "";
+  SourceVerification v = VerifySource(git_dir, *mode, rev.commit, tag_ref, *in_.verify_keys);
+  if (!v.status.ok()) {
+    return fail(v.stalled ? ReconcileKind::kStalled : ReconcileKind::kFailed, v.reason, v.status);
+  }
+  repo_.status.source_verification_mode = repo_.spec.verify->mode;
+  Mark(kSourceVerifiedCondition, "True", kSucceededReason, v.message);
+  common::LogInfo(v.message, {{"kind", kGitRepositoryKind},
+                              {"namespace", repo_.namespace_name},
+                              {"name", repo_.name}});
+  return true;
+}
+
+bool GitRepositoryReconciler::Run::CopyIncludes(const fs::path& checkout, const fs::path& work,
+                                                const std::vector<ArtifactStatus>& includes,
+                                                ReconcileOutcome* out) {
+  for (size_t i = 0; i < repo_.spec.include.size(); ++i) {
+    const GitRepositoryInclude& inc = repo_.spec.include[i];
+    const fs::path to = JoinUnder(checkout, inc.ToPath());
+    auto fail = [&](absl::string_view reason, const std::string& message) {
+      *out = Fail(ReconcileKind::kFailed, kStorageOperationFailedCondition, reason,
+                  absl::StatusCode::kInternal, message);
+      return false;
+    };
+    if (to == checkout) {
+      return fail("IllegalPath", absl::StrCat("path calculation for include '", inc.repository,
+                                              "' failed: toPath '", inc.ToPath(),
+                                              "' is the artifact root"));
+    }
+    auto copy_error = [&](absl::string_view why) {
+      return fail("CopyFailure",
+                  absl::StrCat("failed to copy '", inc.repository, "' include from ",
+                               inc.from_path, " to ", inc.ToPath(), ": ", why));
+    };
+    // Pin the included artifact while it is unpacked: GC cannot take it.
+    auto reader = r_.deps_.storage->Open(
+        SourceKey{kGitRepositoryKind, repo_.namespace_name, inc.repository}, includes[i].digest);
+    if (!reader.ok()) return copy_error(reader.status().message());
+    const fs::path unpack = work / absl::StrCat("include-", i);
+    absl::Status extracted = kustomize::ExtractTarGz(
+        (fs::path(r_.deps_.storage->root()) / (*reader)->artifact().path).string(),
+        unpack.string(), kustomize::ExtractLimits{});
+    if (!extracted.ok()) return copy_error(extracted.message());
+    const fs::path from = JoinUnder(unpack, inc.from_path);
+    std::error_code ec;
+    if (!fs::is_directory(from, ec)) {
+      return copy_error(absl::StrCat("'", inc.from_path, "' is not a directory in the artifact"));
+    }
+    fs::create_directories(to.parent_path(), ec);
+    // Like Flux's rename: an empty directory in the way is replaced, a
+    // non-empty one is an error.
+    if (fs::is_directory(to, ec) && fs::is_empty(to, ec)) fs::remove(to, ec);
+    fs::rename(from, to, ec);
+    if (ec) return copy_error(ec.message());
+  }
+  Delete(kIncludeUnavailableCondition);
+  return true;
+}
+
+ReconcileOutcome GitRepositoryReconciler::Run::Summarize(ReconcileOutcome o) {
+  auto& conds = repo_.status.conditions;
+  if (o.ok()) {
+    Delete(kReconcilingCondition);
+    Delete(kStalledCondition);
+    repo_.status.observed_generation = repo_.generation;
+  } else {
+    if (Condition* rec = const_cast<Condition*>(FindCondition(conds, kReconcilingCondition))) {
+      rec->reason = kProgressingWithRetryReason;
+    }
+    if (o.kind == ReconcileKind::kStalled) {
+      Mark(kStalledCondition, "True", o.reason, o.error.message());
+      Delete(kReconcilingCondition);
+      repo_.status.observed_generation = repo_.generation;
+    } else {
+      Delete(kStalledCondition);
+    }
+  }
+  // Ready: the first condition in trouble, else the first unknown, else the
+  // first good one; a failed SourceVerified (positive in either polarity)
+  // wins over all of them, as in Flux.
+  const Condition* bad = nullptr;
+  const Condition* unknown = nullptr;
+  const Condition* good = nullptr;
+  for (const SummaryEntry& e : kReadySummary) {
+    const Condition* c = FindCondition(conds, e.type);
+    if (c == nullptr) continue;
+    if (c->status == (e.negative ? "True" : "False")) {
+      if (bad == nullptr) bad = c;
+    } else if (c->status == "Unknown") {
+      if (unknown == nullptr) unknown = c;
+    } else if (!e.negative && good == nullptr) {
+      good = c;
+    }
+  }
+  if (const Condition* v = FindCondition(conds, kSourceVerifiedCondition);
+      v != nullptr && v->status == "False") {
+    bad = v;
+  }
+  const Condition* top = bad != nullptr ? bad : unknown != nullptr ? unknown : good;
+  if (top != nullptr) {
+    const std::string status = top == bad ? "False" : top == unknown ? "Unknown" : "True";
+    const Condition summary = MakeCondition(kReadyCondition, status, top->reason, top->message,
+                                            repo_.generation);
+    SetCondition(conds, summary, now_);
+  }
+  // A condition that ends the run as it was written keeps its
+  // lastTransitionTime, even if it flipped in between (Ready goes Unknown
+  // while in progress): Flux's patch helper compares conditions without
+  // their timestamps, so it writes nothing for them.
+  for (Condition& c : conds) {
+    for (const Condition& w : written_) {
+      if (w.type == c.type && w.status == c.status && w.reason == c.reason &&
+          w.message == c.message && w.observed_generation == c.observed_generation) {
+        c.last_transition_time = w.last_transition_time;
+      }
+    }
+  }
+  if (!in_.requested_at.empty()) repo_.status.last_handled_reconcile_at = in_.requested_at;
+  if (!o.ok()) {
+    common::LogError("reconciliation failed", {{"kind", kGitRepositoryKind},
+                                               {"namespace", repo_.namespace_name},
+                                               {"name", repo_.name},
+                                               {"reason", o.reason},
+                                               {"error", o.error.message()}});
+  }
+  return o;
+}
+
+ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
+  GitRepositoryStatus& status = repo_.status;
+  const GitRepositorySpec& spec = repo_.spec;
+  ReconcileOutcome out;
+
+  // Persist Reconciling when the generation moved or a reconcile was asked.
+  Progressive("reconciliation in progress");
+  if (repo_.generation != status.observed_generation) {
+    Progressive(absl::StrCat("processing object: new generation ", status.observed_generation,
+                             " -> ", repo_.generation));
+    if (!Patch(&out)) return Summarize(out);
+  } else if (in_.requested_at != status.last_handled_reconcile_at) {
+    if (!Patch(&out)) return Summarize(out);
+  }
+
+  // Storage: the recorded artifact must still be there.
+  bool missing = false;
+  if (status.artifact && !r_.deps_.storage->Open(key_, status.artifact->digest).ok()) {
+    status.artifact.reset();
+    missing = true;
+  }
+  if (!status.artifact) {
+    Progressive(missing ? "building artifact: disappeared from storage" : "building artifact");
+    Delete(kArtifactInStorageCondition);
+    if (!Patch(&out)) return Summarize(out);
+  } else {
+    // The advertised address may have changed since it was written.
+    status.artifact->url = r_.ArtifactUrl(status.artifact->path);
+  }
+
+  // Source.
+  if (Is(kSourceVerifiedCondition, "False")) Delete(kSourceVerifiedCondition);
+  if (!in_.proxy.ok()) {
+    return Summarize(Fail(
+        ReconcileKind::kFailed, kFetchFailedCondition, kAuthenticationFailedReason,
+        in_.proxy.status().code(),
+        absl::StrCat("failed to configure proxy options: ", in_.proxy.status().message())));
+  }
+  if (auto url = ParseGitUrl(spec.url); !url.ok()) {
+    return Summarize(Fail(ReconcileKind::kStalled, kFetchFailedCondition, kURLInvalidReason,
+                          url.status().code(), url.status().message()));
+  }
+  if (!in_.credentials.ok()) {
+    return Summarize(Fail(ReconcileKind::kFailed, kFetchFailedCondition,
+                          kAuthenticationFailedReason, in_.credentials.status().code(),
+                          in_.credentials.status().message()));
+  }
+  std::vector<ArtifactStatus> includes;
+  for (size_t i = 0; i < spec.include.size(); ++i) {
+    const absl::StatusOr<ArtifactStatus>* inc =
+        i < in_.includes.size() ? &in_.includes[i] : nullptr;
+    if (inc == nullptr || !inc->ok()) {
+      const bool not_found = inc == nullptr || absl::IsNotFound(inc->status());
+      const std::string& name = spec.include[i].repository;
+      std::string message =
+          not_found ? absl::StrCat("could not get resource for include '", name,
+                                   "': ", inc ? inc->status().message() : "not resolved")
+                    : absl::StrCat("no artifact available for include '", name, "'");
+      ReconcileOutcome o = Fail(ReconcileKind::kWaiting, kIncludeUnavailableCondition,
+                                not_found ? "NotFound" : "NoArtifact",
+                                absl::StatusCode::kFailedPrecondition, message);
+      o.requeue_after = r_.options_.requeue_dependency;
+      return Summarize(o);
+    }
+    includes.push_back(**inc);
+  }
+  Delete(kIncludeUnavailableCondition);
+  if (!SameArtifacts(includes, status.included_artifacts)) {
+    constexpr char kMessage[] = "included artifacts differ from last observed includes";
+    if (!status.included_artifacts.empty()) {
+      Mark(kArtifactOutdatedCondition, "True", kIncludeChangeReason, kMessage);
+    }
+    Progressive(absl::StrCat("building artifact: ", kMessage));
+    if (!Patch(&out)) return Summarize(out);
+  }
+  Delete(kArtifactOutdatedCondition);
+
+  GitFetchOptions fetch;
+  fetch.url = spec.url;
+  fetch.ref = spec.ref;
+  fetch.credentials = *in_.credentials;
+  fetch.timeout = spec.timeout;
+  fetch.proxy = *in_.proxy;
+  fetch.recurse_submodules = spec.recurse_submodules;
+  if (spec.sparse_checkout) {
+    for (const std::string& dir : *spec.sparse_checkout) {
+      fetch.sparse_checkout.push_back(TrimDotSlash(dir));
+    }
+  }
+
+  // The cheap remote check (Flux's optimized clone): same revision, same
+  // content configuration, artifact stored -> nothing to fetch or pack.
+  if (status.artifact) {
+    auto remote = r_.deps_.git->ResolveRemote(fetch);
+    if (!remote.ok()) return Summarize(GitFailure(remote.status()));
+    if (remote->revision == status.artifact->revision && !ContentConfigChanged(includes)) {
+      Delete(kFetchFailedCondition);
+      Mark(kArtifactInStorageCondition, "True", kSucceededReason,
+           absl::StrCat("stored artifact for revision '", remote->revision, "'"));
+      r_.Publish(repo_);
+      common::LogDebug(
+          absl::StrCat("no changes since last reconciliation: observed revision '",
+                       remote->revision, "'"),
+          {{"kind", kGitRepositoryKind},
+           {"namespace", repo_.namespace_name},
+           {"name", repo_.name},
+           {"revision", remote->revision}});
+      return Summarize(out);
+    }
+  }
+
+  // Fetch incrementally into the per-source cache and check out.
+  const fs::path cache =
+      fs::path(r_.options_.cache_root) / "gitrepository" / repo_.namespace_name / repo_.name;
+  std::error_code ec;
+  fs::create_directories(r_.options_.work_root, ec);
+  std::string work_template = (fs::path(r_.options_.work_root) / "checkout-XXXXXX").string();
+  if (::mkdtemp(work_template.data()) == nullptr) {
+    return Summarize(Fail(ReconcileKind::kFailed, kStorageOperationFailedCondition,
+                          kDirCreationFailedReason, absl::StatusCode::kInternal,
+                          absl::StrCat("failed to create temporary working directory: ",
+                                       std::error_code(errno, std::generic_category()).message())));
+  }
+  const fs::path work = work_template;
+  struct RemoveWork {
+    fs::path dir;
+    ~RemoveWork() {
+      std::error_code e;
+      fs::remove_all(dir, e);
+    }
+  } remove_work{work};
+  const fs::path checkout = work / "tree";
+  auto fetched = r_.deps_.git->FetchAndCheckout(fetch, cache.string(), checkout.string());
+  if (!fetched.ok()) return Summarize(GitFailure(fetched.status()));
+  Delete(kFetchFailedCondition);
+  out.commit_subject = CommitSubject(fetched->message);
+
+  if (spec.sparse_checkout) {
+    for (const std::string& dir : *spec.sparse_checkout) {
+      if (!fs::exists(JoinUnder(checkout, TrimDotSlash(dir)), ec)) {
+        return Summarize(Fail(
+            ReconcileKind::kFailed, kFetchFailedCondition, kGitOperationFailedReason,
+            absl::StatusCode::kNotFound,
+            absl::StrCat("failed to sparse checkout directories : sparse checkout dir '", dir,
+                         "' does not exist in repository")));
+      }
+    }
+  }
+  if (!Verify(cache.string(), *fetched, &out)) return Summarize(out);
+
+  if (!status.artifact || status.artifact->revision != fetched->revision) {
+    const std::string message = absl::StrCat("new upstream revision '", fetched->revision, "'");
+    if (status.artifact) Mark(kArtifactOutdatedCondition, "True", kNewRevisionReason, message);
+    Progressive(absl::StrCat("building artifact: ", message));
+    if (!Patch(&out)) return Summarize(out);
+  }
+
+  // Include: the other GitRepositories' artifacts, copied in.
+  if (!CopyIncludes(checkout, work, includes, &out)) return Summarize(out);
+
+  // Artifact.
+  const std::string stored_message =
+      absl::StrCat("stored artifact for revision '", fetched->revision, "'");
+  if (status.artifact && status.artifact->revision == fetched->revision &&
+      !ContentConfigChanged(includes)) {
+    Delete(kArtifactOutdatedCondition);
+    Mark(kArtifactInStorageCondition, "True", kSucceededReason, stored_message);
+    return Summarize(out);
+  }
+  auto storage_failure = [&](absl::string_view reason, absl::string_view prefix,
+                             const absl::Status& s) {
+    return Summarize(Fail(ReconcileKind::kFailed, kStorageOperationFailedCondition, reason,
+                          s.code(), absl::StrCat(prefix, s.message())));
+  };
+  if (r_.options_.max_artifact_size > 0) {
+    auto bytes = TreeBytes(checkout, r_.options_.max_artifact_size);
+    if (!bytes.ok()) {
+      return storage_failure(kArchiveOperationFailedReason,
+                             "unable to archive artifact to storage: ", bytes.status());
+    }
+    if (*bytes > r_.options_.max_artifact_size) {
+      return storage_failure(
+          kArchiveOperationFailedReason, "unable to archive artifact to storage: ",
+          absl::ResourceExhaustedError(absl::StrCat(
+              "the files at revision '", fetched->revision, "' add up to more than ",
+              r_.options_.max_artifact_size, " bytes, the limit set by --artifact-max-size")));
+    }
+  }
+  auto ignore = LoadIgnoreRules(checkout.string(), spec.ignore);
+  if (!ignore.ok()) {
+    return storage_failure("SourceIgnoreError",
+                           "failed to load source ignore patterns from repository: ",
+                           ignore.status());
+  }
+  auto temp = r_.deps_.storage->NewTempPath(key_);
+  if (!temp.ok()) {
+    return storage_failure(kDirCreationFailedReason, "failed to create artifact directory: ",
+                           temp.status());
+  }
+  auto packed = PackDirectory(checkout.string(), *ignore, *temp);
+  if (!packed.ok()) {
+    fs::remove(*temp, ec);
+    return storage_failure(kArchiveOperationFailedReason,
+                           "unable to archive artifact to storage: ", packed.status());
+  }
+  auto stored = r_.deps_.storage->Commit(key_, *temp, packed->digest);
+  if (!stored.ok()) {
+    fs::remove(*temp, ec);
+    return storage_failure(kArchiveOperationFailedReason,
+                           "unable to archive artifact to storage: ", stored.status());
+  }
+
+  ArtifactStatus artifact;
+  artifact.path = stored->path;
+  artifact.url = r_.ArtifactUrl(stored->path);
+  artifact.revision = fetched->revision;
+  artifact.digest = stored->digest;
+  artifact.size = stored->size;
+  artifact.last_update_time = now_;
+  // The same bytes again (e.g. a commit that only touched ignored files
+  // keeps the digest): keep the time the content last changed.
+  if (status.artifact && status.artifact->digest == artifact.digest &&
+      status.artifact->path == artifact.path) {
+    artifact.last_update_time = status.artifact->last_update_time;
+  }
+  status.artifact = artifact;
+  status.included_artifacts = includes;
+  status.observed_ignore = spec.ignore;
+  status.observed_recurse_submodules = spec.recurse_submodules;
+  status.observed_include = spec.include;
+  status.observed_sparse_checkout = spec.sparse_checkout;
+  Delete(kStorageOperationFailedCondition);
+  Delete(kArtifactOutdatedCondition);
+  Mark(kArtifactInStorageCondition, "True", kSucceededReason, stored_message);
+  r_.Publish(repo_);
+
+  auto removed = r_.deps_.storage->GarbageCollect(key_, stored->digest,
+                                                  r_.options_.retention_records,
+                                                  r_.options_.retention_ttl, now_);
+  if (!removed.ok()) {
+    common::LogError("garbage collection failed", {{"kind", kGitRepositoryKind},
+                                                   {"namespace", repo_.namespace_name},
+                                                   {"name", repo_.name},
+                                                   {"error", removed.status().message()}});
+  }
+  common::LogInfo(stored_message, {{"kind", kGitRepositoryKind},
+                                   {"namespace", repo_.namespace_name},
+                                   {"name", repo_.name},
+                                   {"revision", fetched->revision},
+                                   {"digest", stored->digest},
+                                   {"size", std::to_string(stored->size)},
+                                   {"files", std::to_string(packed->files)},
+                                   {"received_objects", std::to_string(fetched->received_objects)}});
+  return Summarize(out);
 }
 
 GitRepositoryReconciler::GitRepositoryReconciler(ReconcilerDeps deps, ReconcilerOptions options)
@@ -43,190 +627,32 @@ std::string GitRepositoryReconciler::ArtifactUrl(const std::string& path) const 
   return absl::StrCat(options_.url_scheme, "://", options_.advertised_address, "/", path);
 }
 
-absl::Status GitRepositoryReconciler::Fail(GitRepository& repo, const absl::Status& error,
-                                           absl::string_view condition, absl::string_view reason,
-                                           absl::Time now) {
-  std::string message(error.message());
-  auto& conds = repo.status.conditions;
-  SetCondition(conds, MakeCondition(condition, "True", reason, message, repo.generation), now);
-  SetCondition(conds, MakeCondition(kReadyCondition, "False", reason, message, repo.generation),
-               now);
-  if (absl::IsInvalidArgument(error)) {
-    // The spec must change before a retry can help (Flux marks it Stalled).
-    SetCondition(conds, MakeCondition(kStalledCondition, "True", reason, message, repo.generation),
-                 now);
-    RemoveCondition(conds, kReconcilingCondition);
-  } else {
-    RemoveCondition(conds, kStalledCondition);
-  }
-  repo.status.observed_generation = repo.generation;
-  common::LogError("reconciliation failed", {{"kind", kGitRepositoryKind},
-                                             {"namespace", repo.namespace_name},
-                                             {"name", repo.name},
-                                             {"reason", reason},
-                                             {"error", message}});
-  return error;
-}
-
 absl::Status GitRepositoryReconciler::Reconcile(GitRepository& repo,
                                                 const GitCredentials& credentials, absl::Time now) {
-  absl::Time started = absl::Now();
-  struct Record {
-    GitRepository& repo;
-    absl::Time started;
-    ~Record() {
-      common::MetricLabels labels{
-          {"kind", kGitRepositoryKind}, {"name", repo.name}, {"namespace", repo.namespace_name}};
-      common::Metrics::Global().Observe(kDurationMetric, labels,
-                                        absl::ToDoubleSeconds(absl::Now() - started));
-      const Condition* ready = FindCondition(repo.status.conditions, kReadyCondition);
-      for (const char* st : {"True", "False", "Unknown"}) {
-        common::MetricLabels l{{"kind", kGitRepositoryKind},
-                               {"name", repo.name},
-                               {"namespace", repo.namespace_name},
-                               {"type", kReadyCondition},
-                               {"status", st}};
-        common::Metrics::Global().Set(kConditionMetric, l, ready && ready->status == st ? 1 : 0);
-      }
-    }
-  } record{repo, started};
+  ReconcileInputs inputs;
+  inputs.credentials = credentials;
+  return Reconcile(repo, inputs, now).error;
+}
 
-  if (repo.spec.suspend) return absl::OkStatus();
+ReconcileOutcome GitRepositoryReconciler::Reconcile(GitRepository& repo,
+                                                    const ReconcileInputs& inputs,
+                                                    absl::Time now) {
+  if (repo.spec.suspend) return {};
+  const absl::Time started = absl::Now();
+  ReconcileOutcome outcome = Run(*this, repo, inputs, now).Execute();
 
-  GitFetchOptions fetch;
-  fetch.url = repo.spec.url;
-  fetch.ref = repo.spec.ref;
-  fetch.credentials = credentials;
-  fetch.timeout = repo.spec.timeout;
-
-  // Step 1: the cheap remote check.
-  auto remote = deps_.git->ResolveRemote(fetch);
-  if (!remote.ok()) {
-    return Fail(repo, remote.status(), kFetchFailedCondition, GitReason(remote.status()), now);
+  common::MetricLabels labels{
+      {"kind", kGitRepositoryKind}, {"name", repo.name}, {"namespace", repo.namespace_name}};
+  common::Metrics::Global().Observe(kDurationMetric, labels,
+                                    absl::ToDoubleSeconds(absl::Now() - started));
+  const Condition* ready = FindCondition(repo.status.conditions, kReadyCondition);
+  for (const char* st : {"True", "False", "Unknown"}) {
+    common::MetricLabels l = labels;
+    l.push_back({"type", kReadyCondition});
+    l.push_back({"status", st});
+    common::Metrics::Global().Set(kConditionMetric, l, ready && ready->status == st ? 1 : 0);
   }
-
-  // Step 2: nothing moved (the revision names the ref and the commit), the
-  // ignore rules are the ones the artifact was built with, and it is still
-  // stored: no download, no repack (Flux's rule, and it survives a restart
-  // because both live in status).
-  const SourceKey key = KeyOf(repo);
-  if (repo.status.artifact && repo.status.artifact->revision == remote->revision &&
-      repo.status.observed_ignore == repo.spec.ignore) {
-    auto reader = deps_.storage->Open(key, repo.status.artifact->digest);
-    if (reader.ok()) {
-      std::string msg = absl::StrCat("stored artifact for revision '", remote->revision, "'");
-      auto& conds = repo.status.conditions;
-      SetCondition(conds,
-                   MakeCondition(kReadyCondition, "True", kSucceededReason, msg, repo.generation),
-                   now);
-      SetCondition(conds,
-                   MakeCondition(kArtifactInStorageCondition, "True", kSucceededReason, msg,
-                                 repo.generation),
-                   now);
-      for (const char* t : {kFetchFailedCondition, kReconcilingCondition, kStalledCondition,
-                            kArtifactOutdatedCondition, kStorageOperationFailedCondition}) {
-        RemoveCondition(conds, t);
-      }
-      repo.status.observed_generation = repo.generation;
-      Publish(repo);
-      common::LogDebug("no changes since last reconciliation", {{"kind", kGitRepositoryKind},
-                                                                {"namespace", repo.namespace_name},
-                                                                {"name", repo.name},
-                                                                {"revision", remote->revision}});
-      return absl::OkStatus();
-    }
-  }
-
-  // Step 3: fetch incrementally into the per-source cache and check out.
-  fs::path cache =
-      fs::path(options_.cache_root) / "gitrepository" / repo.namespace_name / repo.name;
-  std::error_code ec;
-  fs::create_directories(options_.work_root, ec);
-  std::string work_template = (fs::path(options_.work_root) / "checkout-XXXXXX").string();
-  char* work = ::mkdtemp(work_template.data());
-  if (work == nullptr) {
-    return Fail(repo, absl::InternalError(absl::StrCat("create work dir in ", options_.work_root)),
-                kStorageOperationFailedCondition, kStorageOperationFailedReason, now);
-  }
-  std::string checkout = (fs::path(work) / "tree").string();
-  struct RemoveWork {
-    std::string dir;
-    ~RemoveWork() {
-      std::error_code e;
-      fs::remove_all(dir, e);
-    }
-  } remove_work{work};
-
-  auto fetched = deps_.git->FetchAndCheckout(fetch, cache.string(), checkout);
-  if (!fetched.ok()) {
-    return Fail(repo, fetched.status(), kFetchFailedCondition, GitReason(fetched.status()), now);
-  }
-
-  // Step 4: pack deterministically into a temp file and commit it atomically.
-  auto ignore = LoadIgnoreRules(checkout, repo.spec.ignore);
-  if (!ignore.ok()) {
-    return Fail(repo, ignore.status(), kStorageOperationFailedCondition,
-                kStorageOperationFailedReason, now);
-  }
-  auto temp = deps_.storage->NewTempPath(key);
-  if (!temp.ok()) {
-    return Fail(repo, temp.status(), kStorageOperationFailedCondition,
-                kStorageOperationFailedReason, now);
-  }
-  auto packed = PackDirectory(checkout, *ignore, *temp);
-  if (!packed.ok()) {
-    fs::remove(*temp, ec);
-    return Fail(repo, packed.status(), kStorageOperationFailedCondition,
-                kStorageOperationFailedReason, now);
-  }
-  auto stored = deps_.storage->Commit(key, *temp, packed->digest);
-  if (!stored.ok()) {
-    fs::remove(*temp, ec);
-    return Fail(repo, stored.status(), kStorageOperationFailedCondition,
-                kStorageOperationFailedReason, now);
-  }
-
-  // Step 5: record, announce, collect garbage.
-  ArtifactStatus artifact;
-  artifact.path = stored->path;
-  artifact.url = ArtifactUrl(stored->path);
-  artifact.revision = fetched->revision;
-  artifact.digest = stored->digest;
-  artifact.size = stored->size;
-  artifact.last_update_time = now;
-  repo.status.artifact = artifact;
-  repo.status.observed_ignore = repo.spec.ignore;
-  repo.status.observed_generation = repo.generation;
-  std::string msg = absl::StrCat("stored artifact for revision '", fetched->revision, "'");
-  auto& conds = repo.status.conditions;
-  SetCondition(
-      conds,
-      MakeCondition(kArtifactInStorageCondition, "True", kSucceededReason, msg, repo.generation),
-      now);
-  SetCondition(conds,
-               MakeCondition(kReadyCondition, "True", kSucceededReason, msg, repo.generation), now);
-  for (const char* t : {kFetchFailedCondition, kReconcilingCondition, kStalledCondition,
-                        kArtifactOutdatedCondition, kStorageOperationFailedCondition}) {
-    RemoveCondition(conds, t);
-  }
-  Publish(repo);
-  auto removed = deps_.storage->GarbageCollect(key, stored->digest, options_.retention_records,
-                                               options_.retention_ttl, now);
-  if (!removed.ok()) {
-    common::LogError("garbage collection failed", {{"kind", kGitRepositoryKind},
-                                                   {"namespace", repo.namespace_name},
-                                                   {"name", repo.name},
-                                                   {"error", removed.status().message()}});
-  }
-  common::LogInfo(msg, {{"kind", kGitRepositoryKind},
-                        {"namespace", repo.namespace_name},
-                        {"name", repo.name},
-                        {"revision", fetched->revision},
-                        {"digest", stored->digest},
-                        {"size", std::to_string(stored->size)},
-                        {"files", std::to_string(packed->files)},
-                        {"received_objects", std::to_string(fetched->received_objects)}});
-  return absl::OkStatus();
+  return outcome;
 }
 
 void GitRepositoryReconciler::Publish(const GitRepository& repo) {
@@ -242,6 +668,7 @@ void GitRepositoryReconciler::Publish(const GitRepository& repo) {
   msg.set_path(a.path);
   msg.set_url(a.url);
   msg.mutable_last_update_time()->set_seconds(absl::ToUnixSeconds(a.last_update_time));
+  for (const auto& [k, v] : a.metadata) (*msg.mutable_metadata())[k] = v;
   deps_.hub->PublishUpdated(msg);
 }
 

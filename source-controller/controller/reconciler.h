@@ -1,12 +1,18 @@
-// Reconciles one GitRepository: cheap remote check, incremental fetch only
-// when the revision moved, deterministic pack, atomic store, GC, status and
-// conditions, broadcast on the artifact stream.
+// Reconciles one GitRepository the way Flux's GitRepositoryReconciler does:
+// storage check, source (secrets, includes, cheap remote check, incremental
+// fetch, sparse checkout, signature verification), includes copied in,
+// deterministic pack, atomic store, GC, Flux's conditions and summary, and a
+// broadcast on the artifact stream.
 #ifndef GITOPS_SOURCE_CONTROLLER_CONTROLLER_RECONCILER_H_
 #define GITOPS_SOURCE_CONTROLLER_CONTROLLER_RECONCILER_H_
 
+#include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/controller/conditions.h"
 #include "source-controller/artifact/storage.h"
@@ -19,6 +25,8 @@ namespace gitops::source {
 // Flux's condition types and reasons.
 // The generic ones (Ready, Reconciling, Stalled, Succeeded) come from the
 // controller runtime.
+using common::kProgressingReason;
+using common::kProgressingWithRetryReason;
 using common::kReadyCondition;
 using common::kReconcilingCondition;
 using common::kStalledCondition;
@@ -26,12 +34,19 @@ using common::kSucceededReason;
 inline constexpr char kFetchFailedCondition[] = "FetchFailed";
 inline constexpr char kArtifactInStorageCondition[] = "ArtifactInStorage";
 inline constexpr char kArtifactOutdatedCondition[] = "ArtifactOutdated";
+inline constexpr char kIncludeUnavailableCondition[] = "IncludeUnavailable";
 inline constexpr char kStorageOperationFailedCondition[] = "StorageOperationFailed";
+inline constexpr char kSourceVerifiedCondition[] = "SourceVerified";
 inline constexpr char kGitOperationFailedReason[] = "GitOperationFailed";
+inline constexpr char kGitOperationSucceedReason[] = "GitOperationSucceed";
 inline constexpr char kAuthenticationFailedReason[] = "AuthenticationFailed";
 inline constexpr char kURLInvalidReason[] = "URLInvalid";
 inline constexpr char kStorageOperationFailedReason[] = "StorageOperationFailed";
+inline constexpr char kArchiveOperationFailedReason[] = "ArchiveOperationFailed";
+inline constexpr char kDirCreationFailedReason[] = "DirCreationFailed";
 inline constexpr char kNewRevisionReason[] = "NewRevision";
+inline constexpr char kIncludeChangeReason[] = "IncludeChange";
+inline constexpr char kVerificationErrorReason[] = "VerificationError";
 
 struct ReconcilerOptions {
   // Cached bare repositories live under <cache_root>/<kind>/<ns>/<name>.
@@ -48,6 +63,8 @@ struct ReconcilerOptions {
   int64_t max_artifact_size = 0;
   int retention_records = 2;
   absl::Duration retention_ttl = absl::Seconds(60);
+  // How long a GitRepository waits for an included one (--requeue-dependency).
+  absl::Duration requeue_dependency = absl::Seconds(30);
 };
 
 struct ReconcilerDeps {
@@ -56,16 +73,58 @@ struct ReconcilerDeps {
   ArtifactEventHub* hub = nullptr;
 };
 
+// What the caller read from the API for one run. Failures are reported with
+// Flux's conditions, in Flux's order.
+struct ReconcileInputs {
+  // spec.secretRef (NotFound / other errors carry Flux's message).
+  absl::StatusOr<GitCredentials> credentials = GitCredentials{};
+  // spec.proxySecretRef.
+  absl::StatusOr<GitProxy> proxy = GitProxy{};
+  // spec.verify.secretRef's data.
+  absl::StatusOr<std::map<std::string, std::string>> verify_keys =
+      std::map<std::string, std::string>{};
+  // One entry per spec.include, in order: the included GitRepository's
+  // artifact; NotFound when the object does not exist, FailedPrecondition
+  // when it has no artifact yet.
+  std::vector<absl::StatusOr<ArtifactStatus>> includes;
+  // reconcile.fluxcd.io/requestedAt ("" when absent).
+  std::string requested_at;
+  // Writes the in-progress status (Reconciling=True, Ready=Unknown) so
+  // `kubectl get -w` sees progress before a long fetch. May be empty.
+  std::function<absl::Status(const GitRepository&)> progress;
+};
+
+// How a run ended, as Flux's runtime classifies it.
+enum class ReconcileKind {
+  kSuccess,  // artifact up to date (new, or nothing changed)
+  kFailed,   // retry with backoff
+  kWaiting,  // waiting on another object: retry after `requeue_after`
+  kStalled,  // the spec must change first: no retry
+};
+
+struct ReconcileOutcome {
+  ReconcileKind kind = ReconcileKind::kSuccess;
+  // The failure; OK on success.
+  absl::Status error;
+  // Flux's reason for the failure (the Warning event's reason).
+  std::string reason;
+  absl::Duration requeue_after = absl::ZeroDuration();
+  // The upstream commit's subject (Flux's ShortMessage); empty when the run
+  // fetched nothing.
+  std::string commit_subject;
+  bool ok() const { return kind == ReconcileKind::kSuccess; }
+};
+
 // Thread-safe for different objects; one object must not be reconciled by
 // two threads at once.
 class GitRepositoryReconciler {
  public:
   GitRepositoryReconciler(ReconcilerDeps deps, ReconcilerOptions options);
 
-  // Brings `repo.status` up to date with the remote. Conditions are set on
-  // every path. Returns the error that made the run fail (its code says
-  // whether retrying may help: InvalidArgument = the spec must change), OK on
-  // success, including "nothing changed".
+  // Brings `repo.status` up to date with the remote, conditions summarized
+  // into Ready as Flux does.
+  ReconcileOutcome Reconcile(GitRepository& repo, const ReconcileInputs& inputs, absl::Time now);
+  // The same with only credentials; returns the failure (OK on success).
   absl::Status Reconcile(GitRepository& repo, const GitCredentials& credentials, absl::Time now);
 
   // Removes the source's artifacts and cache and announces DELETED.
@@ -78,9 +137,10 @@ class GitRepositoryReconciler {
   // The artifact's URL, "<scheme>://<advertised>/<path>".
   std::string ArtifactUrl(const std::string& path) const;
 
+  const ReconcilerOptions& options() const { return options_; }
+
  private:
-  absl::Status Fail(GitRepository& repo, const absl::Status& error, absl::string_view condition,
-                    absl::string_view reason, absl::Time now);
+  class Run;
   void Publish(const GitRepository& repo);
 
   ReconcilerDeps deps_;
@@ -89,6 +149,9 @@ class GitRepositoryReconciler {
 
 // "GitRepository/<ns>/<name>" key for storage and events.
 SourceKey KeyOf(const GitRepository& repo);
+
+// Flux's commit.ShortMessage: the subject line, cut at 50 characters + "...".
+std::string CommitSubject(absl::string_view message);
 
 }  // namespace gitops::source
 

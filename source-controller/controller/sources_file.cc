@@ -202,20 +202,54 @@ absl::Status SourcesFileRunner::Load(bool initial) {
   return absl::OkStatus();
 }
 
-GitCredentials SourcesFileRunner::CredentialsFor(const GitRepository& repo) const {
-  GitCredentials c;
-  if (repo.spec.secret_name.empty()) return c;
-  auto it = secrets_.find(absl::StrCat(repo.namespace_name, "/", repo.spec.secret_name));
-  if (it == secrets_.end()) return c;
-  return CredentialsFromSecretData(it->second);
+ReconcileInputs SourcesFileRunner::InputsFor(const GitRepository& repo) const {
+  ReconcileInputs in;
+  auto secret = [&](const std::string& name)
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<SecretMap> {
+    auto it = secrets_.find(absl::StrCat(repo.namespace_name, "/", name));
+    if (it == secrets_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("failed to get secret '", repo.namespace_name, "/", name, "': not found"));
+    }
+    return it->second;
+  };
+  if (!repo.spec.secret_name.empty()) {
+    auto data = secret(repo.spec.secret_name);
+    if (data.ok()) {
+      in.credentials = CredentialsFromSecretData(*data);
+    } else {
+      in.credentials = data.status();
+    }
+  }
+  if (!repo.spec.proxy_secret_name.empty()) {
+    auto data = secret(repo.spec.proxy_secret_name);
+    if (data.ok()) {
+      in.proxy = ProxyFromSecretData(*data, repo.namespace_name, repo.spec.proxy_secret_name);
+    } else {
+      in.proxy = data.status();
+    }
+  }
+  if (repo.spec.verify) in.verify_keys = secret(repo.spec.verify->secret_name);
+  for (const GitRepositoryInclude& inc : repo.spec.include) {
+    auto it = entries_.find(absl::StrCat(repo.namespace_name, "/", inc.repository));
+    if (it == entries_.end() || it->second.removed) {
+      in.includes.push_back(absl::NotFoundError(
+          absl::StrCat("GitRepository '", repo.namespace_name, "/", inc.repository,
+                       "' not found in ", options_.path)));
+    } else if (!it->second.repo.status.artifact) {
+      in.includes.push_back(absl::FailedPreconditionError("no artifact"));
+    } else {
+      in.includes.push_back(*it->second.repo.status.artifact);
+    }
+  }
+  return in;
 }
 
 void SourcesFileRunner::WorkerLoop() {
   while (true) {
     std::string key;
     GitRepository repo;
-    GitCredentials creds;
-    bool missing_secret = false;
+    ReconcileInputs inputs;
     {
       absl::MutexLock lock(&mu_);
       while (true) {
@@ -234,10 +268,7 @@ void SourcesFileRunner::WorkerLoop() {
         if (due != nullptr) {
           due->running = true;
           repo = due->repo;
-          creds = CredentialsFor(repo);
-          missing_secret =
-              !repo.spec.secret_name.empty() &&
-              secrets_.count(absl::StrCat(repo.namespace_name, "/", repo.spec.secret_name)) == 0;
+          inputs = InputsFor(repo);
           break;
         }
         const uint64_t seen = wake_;
@@ -249,25 +280,8 @@ void SourcesFileRunner::WorkerLoop() {
     }
     absl::Time now = absl::Now();
     const nlohmann::json before = StatusToJson(repo.status);
-    if (missing_secret) {
-      absl::Status err =
-          absl::NotFoundError(absl::StrCat("failed to get secret '", repo.namespace_name, "/",
-                                           repo.spec.secret_name, "': not found"));
-      SetCondition(repo.status.conditions,
-                   Condition{kFetchFailedCondition, "True", kAuthenticationFailedReason,
-                             std::string(err.message()), repo.generation, now},
-                   now);
-      SetCondition(repo.status.conditions,
-                   Condition{kReadyCondition, "False", kAuthenticationFailedReason,
-                             std::string(err.message()), repo.generation, now},
-                   now);
-      common::LogError("reconciliation failed", {{"kind", kGitRepositoryKind},
-                                                 {"namespace", repo.namespace_name},
-                                                 {"name", repo.name},
-                                                 {"error", err.message()}});
-    } else {
-      reconciler_->Reconcile(repo, creds, now).IgnoreError();
-    }
+    const std::string digest_before = repo.status.artifact ? repo.status.artifact->digest : "";
+    const ReconcileOutcome outcome = reconciler_->Reconcile(repo, inputs, now);
     // A reconcile that changed nothing (the common case) writes nothing.
     if (StatusToJson(repo.status) != before) Persist(repo);
     absl::MutexLock lock(&mu_);
@@ -286,9 +300,21 @@ void SourcesFileRunner::WorkerLoop() {
       entries_.erase(key);
       continue;
     }
+    if (repo.status.artifact && repo.status.artifact->digest != digest_before) {
+      // A new artifact: the sources that include this one rebuild now.
+      for (auto& [other_key, other] : entries_) {
+        if (other.repo.namespace_name != repo.namespace_name) continue;
+        for (const GitRepositoryInclude& inc : other.repo.spec.include) {
+          if (inc.repository == repo.name) other.next_run = absl::Now();
+        }
+      }
+      ++wake_;
+    }
     if (e.repo.generation == repo.generation) {
       e.repo.status = repo.status;
-      e.next_run = NextRun(absl::Now(), e.repo.spec.interval);
+      e.next_run = outcome.kind == ReconcileKind::kWaiting
+                       ? absl::Now() + outcome.requeue_after
+                       : NextRun(absl::Now(), e.repo.spec.interval);
     } else {
       // The spec changed while we worked: keep what we learned, run again now.
       e.repo.status = repo.status;

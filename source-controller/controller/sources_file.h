@@ -60,7 +60,9 @@ class SourcesFileRunner {
   void WatchLoop();
   void Persist(const GitRepository& repo);
   std::string StatePath(const std::string& ns, const std::string& name) const;
-  GitCredentials CredentialsFor(const GitRepository& repo) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  using SecretMap = std::map<std::string, std::string>;
+  // The Secrets and included artifacts the spec refers to, from the file.
+  ReconcileInputs InputsFor(const GitRepository& repo) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SourcesFileOptions options_;
   GitRepositoryReconciler* const reconciler_;

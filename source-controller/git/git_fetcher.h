@@ -60,6 +60,9 @@ struct GitRevision {
   std::string commit;
   // The full ref resolved, e.g. refs/heads/main; empty for commit-only.
   std::string ref;
+  // The commit's full message (FetchAndCheckout only; empty from
+  // ResolveRemote).
+  std::string message;
   // Objects and bytes received over the wire by this call (0 when nothing
   // had to be downloaded).
   int64_t received_objects = 0;

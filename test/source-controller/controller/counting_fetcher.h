@@ -1,6 +1,7 @@
 // A GitFetcher that forwards to a real one and counts the calls per URL, so a
 // test can prove what the reconciler asked the remote for. An optional hook
-// runs before each ResolveRemote (e.g. to hold one source mid-reconcile).
+// runs before each call to the remote, ResolveRemote or FetchAndCheckout
+// (e.g. to hold one source mid-reconcile).
 #ifndef GITOPS_TEST_SOURCE_CONTROLLER_CONTROLLER_COUNTING_FETCHER_H_
 #define GITOPS_TEST_SOURCE_CONTROLLER_CONTROLLER_COUNTING_FETCHER_H_
 
@@ -23,7 +24,7 @@ class CountingFetcher : public GitFetcher {
     {
       absl::MutexLock lock(&mu_);
       ++resolves_[options.url];
-      hook = before_resolve_;
+      hook = before_remote_;
     }
     if (hook) hook(options);
     return real_->ResolveRemote(options);
@@ -32,10 +33,13 @@ class CountingFetcher : public GitFetcher {
   absl::StatusOr<GitRevision> FetchAndCheckout(const GitFetchOptions& options,
                                                const std::string& cache_dir,
                                                const std::string& checkout_dir) override {
+    std::function<void(const GitFetchOptions&)> hook;
     {
       absl::MutexLock lock(&mu_);
       ++fetches_[options.url];
+      hook = before_remote_;
     }
+    if (hook) hook(options);
     return real_->FetchAndCheckout(options, cache_dir, checkout_dir);
   }
 
@@ -43,9 +47,9 @@ class CountingFetcher : public GitFetcher {
   int resolves(const std::string& url = "") const { return Count(resolves_, url); }
   int fetches(const std::string& url = "") const { return Count(fetches_, url); }
 
-  void set_before_resolve(std::function<void(const GitFetchOptions&)> hook) {
+  void set_before_remote(std::function<void(const GitFetchOptions&)> hook) {
     absl::MutexLock lock(&mu_);
-    before_resolve_ = std::move(hook);
+    before_remote_ = std::move(hook);
   }
 
  private:
@@ -62,7 +66,7 @@ class CountingFetcher : public GitFetcher {
   mutable absl::Mutex mu_;
   std::map<std::string, int> resolves_;
   std::map<std::string, int> fetches_;
-  std::function<void(const GitFetchOptions&)> before_resolve_;
+  std::function<void(const GitFetchOptions&)> before_remote_;
 };
 
 }  // namespace gitops::source

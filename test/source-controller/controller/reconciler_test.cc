@@ -124,7 +124,7 @@ class ReconcilerTest : public ::testing::Test {
 };
 
 TEST_F(ReconcilerTest, FirstReconcileStoresArtifactAndAnnouncesIt) {
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
 
   ASSERT_TRUE(repo_.status.artifact.has_value());
   const ArtifactStatus& a = *repo_.status.artifact;
@@ -172,21 +172,21 @@ TEST_F(ReconcilerTest, FirstReconcileStoresArtifactAndAnnouncesIt) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].type(), v1::ArtifactEvent::UPDATED);
 
-  EXPECT_EQ(git_->resolves(), 1);
+  EXPECT_EQ(git_->resolves(), 0) << "no artifact yet: straight to the fetch";
   EXPECT_EQ(git_->fetches(), 1);
   // The checkout is temporary.
   EXPECT_TRUE(fs::is_empty(tmp_ + "/tmp"));
 }
 
 TEST_F(ReconcilerTest, UnchangedRevisionMakesOneRemoteCheckAndNoFetch) {
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   const ArtifactStatus first = *repo_.status.artifact;
   const uint64_t seq = HubSequence();
-  ASSERT_EQ(git_->resolves(), 1);
+  ASSERT_EQ(git_->resolves(), 0);
   ASSERT_EQ(git_->fetches(), 1);
 
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
-  EXPECT_EQ(git_->resolves(), 2) << "exactly one remote check per reconcile";
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_ + absl::Seconds(1)).ok());
+  EXPECT_EQ(git_->resolves(), 1) << "exactly one remote check per reconcile";
   EXPECT_EQ(git_->fetches(), 1) << "nothing moved: no fetch";
   ASSERT_TRUE(repo_.status.artifact.has_value());
   EXPECT_EQ(repo_.status.artifact->digest, first.digest);
@@ -204,13 +204,13 @@ TEST_F(ReconcilerTest, UnchangedRevisionMakesOneRemoteCheckAndNoFetch) {
 }
 
 TEST_F(ReconcilerTest, NewCommitStoresNewArtifactAndPublishesEvent) {
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   const ArtifactStatus first = *repo_.status.artifact;
   const uint64_t seq = HubSequence();
 
   const std::string c2 = PushCommit("deploy/app.yaml", "kind: Secret\n");
   const absl::Time t1 = t0_ + absl::Seconds(1);
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t1).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t1).ok());
 
   ASSERT_TRUE(repo_.status.artifact.has_value());
   const ArtifactStatus& second = *repo_.status.artifact;
@@ -234,14 +234,14 @@ TEST_F(ReconcilerTest, NewCommitStoresNewArtifactAndPublishesEvent) {
 }
 
 TEST_F(ReconcilerTest, IgnoreChangeAtSameCommitRebuildsWithDifferentDigest) {
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   const ArtifactStatus first = *repo_.status.artifact;
   EXPECT_TRUE(Contains(TarEntries(first.path), "docs/notes.txt"));
   const uint64_t seq = HubSequence();
 
   repo_.spec.ignore = "docs/\n";
   repo_.generation = 2;
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_ + absl::Seconds(1)).ok());
 
   const ArtifactStatus& second = *repo_.status.artifact;
   EXPECT_EQ(second.revision, first.revision) << "same commit";
@@ -259,18 +259,18 @@ TEST_F(ReconcilerTest, IgnoreChangeAtSameCommitRebuildsWithDifferentDigest) {
   EXPECT_EQ(events[0].artifact().digest(), second.digest);
 
   // Unchanged again: no more fetches.
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(2)).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_ + absl::Seconds(2)).ok());
   EXPECT_EQ(git_->fetches(), 2);
 }
 
 TEST_F(ReconcilerTest, CommitTouchingOnlyIgnoredFilesKeepsDigestButAnnouncesRevision) {
   repo_.spec.ignore = "docs/\n";
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   const ArtifactStatus first = *repo_.status.artifact;
   const uint64_t seq = HubSequence();
 
   const std::string c2 = PushCommit("docs/notes.txt", "more notes\n");
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_ + absl::Seconds(1)).ok());
   const ArtifactStatus& second = *repo_.status.artifact;
   EXPECT_EQ(second.revision, "main@sha1:" + c2);
   EXPECT_EQ(second.digest, first.digest) << "same content, same tarball";
@@ -285,11 +285,11 @@ TEST_F(ReconcilerTest, CommitTouchingOnlyIgnoredFilesKeepsDigestButAnnouncesRevi
 }
 
 TEST_F(ReconcilerTest, ArtifactMissingFromStorageIsRebuilt) {
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   const ArtifactStatus first = *repo_.status.artifact;
   ASSERT_TRUE(fs::remove(storage_->root() + "/" + first.path));
 
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_ + absl::Seconds(1)).ok());
   EXPECT_EQ(git_->fetches(), 2);
   EXPECT_EQ(repo_.status.artifact->digest, first.digest) << "packing is deterministic";
   EXPECT_TRUE(fs::exists(storage_->root() + "/" + first.path));
@@ -297,14 +297,14 @@ TEST_F(ReconcilerTest, ArtifactMissingFromStorageIsRebuilt) {
 }
 
 TEST_F(ReconcilerTest, MissingBranchIsGitOperationFailedAndKeepsPreviousArtifact) {
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   const ArtifactStatus first = *repo_.status.artifact;
   const uint64_t seq = HubSequence();
 
   repo_.spec.ref.branch = "no-such-branch";
   repo_.generation = 2;
   const absl::Time t1 = t0_ + absl::Seconds(1);
-  absl::Status s = reconciler_->Reconcile(repo_, {}, t1);
+  absl::Status s = reconciler_->Reconcile(repo_, GitCredentials{}, t1);
   ASSERT_FALSE(s.ok());
   EXPECT_TRUE(absl::IsNotFound(s)) << s;
 
@@ -335,12 +335,14 @@ TEST_F(ReconcilerTest, MissingBranchIsGitOperationFailedAndKeepsPreviousArtifact
   // Fixing the spec recovers and clears the failure.
   repo_.spec.ref.branch = "main";
   repo_.generation = 3;
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(2)).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_ + absl::Seconds(2)).ok());
   EXPECT_EQ(Cond(kReadyCondition)->status, "True");
   EXPECT_EQ(Cond(kFetchFailedCondition), nullptr);
 }
 
-TEST_F(ReconcilerTest, WrongCredentialsOverHttpAreAuthenticationFailed) {
+// Flux reports a refused clone as GitOperationFailed (AuthenticationFailed is
+// for a Secret it cannot read or use).
+TEST_F(ReconcilerTest, WrongCredentialsOverHttpAreGitOperationFailed) {
   testing::GitHttpServer::Options options;
   options.username = "flux";
   options.password = "right-pass";
@@ -357,18 +359,18 @@ TEST_F(ReconcilerTest, WrongCredentialsOverHttpAreAuthenticationFailed) {
   const Condition* ready = Cond(kReadyCondition);
   ASSERT_NE(ready, nullptr);
   EXPECT_EQ(ready->status, "False");
-  EXPECT_EQ(ready->reason, kAuthenticationFailedReason);
+  EXPECT_EQ(ready->reason, kGitOperationFailedReason);
   EXPECT_FALSE(absl::StrContains(ready->message, "wrong-pass-123")) << ready->message;
   const Condition* failed = Cond(kFetchFailedCondition);
   ASSERT_NE(failed, nullptr);
-  EXPECT_EQ(failed->reason, kAuthenticationFailedReason);
+  EXPECT_EQ(failed->reason, kGitOperationFailedReason);
   EXPECT_EQ(Cond(kStalledCondition), nullptr);
   EXPECT_FALSE(repo_.status.artifact.has_value());
   EXPECT_FALSE(HubCurrent().has_value());
 
   // Anonymous is refused the same way.
-  s = reconciler_->Reconcile(repo_, {}, t0_);
-  EXPECT_EQ(Cond(kReadyCondition)->reason, kAuthenticationFailedReason) << s;
+  s = reconciler_->Reconcile(repo_, GitCredentials{}, t0_);
+  EXPECT_EQ(Cond(kReadyCondition)->reason, kGitOperationFailedReason) << s;
 
   GitCredentials right;
   right.username = "flux";
@@ -381,7 +383,7 @@ TEST_F(ReconcilerTest, WrongCredentialsOverHttpAreAuthenticationFailed) {
 
 TEST_F(ReconcilerTest, UnsupportedUrlSchemeIsStalled) {
   repo_.spec.url = "ftp://example.com/repo.git";
-  absl::Status s = reconciler_->Reconcile(repo_, {}, t0_);
+  absl::Status s = reconciler_->Reconcile(repo_, GitCredentials{}, t0_);
   ASSERT_FALSE(s.ok());
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   const Condition* stalled = Cond(kStalledCondition);
@@ -397,7 +399,7 @@ TEST_F(ReconcilerTest, UnsupportedUrlSchemeIsStalled) {
 
   // A fixed URL clears Stalled.
   repo_.spec.url = "file://" + bare_;
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   EXPECT_EQ(Cond(kStalledCondition), nullptr);
 }
 
@@ -405,17 +407,17 @@ TEST_F(ReconcilerTest, UnwritableStorageIsStorageOperationFailed) {
   // Tests run as root, so permissions do not stop writes: put a regular file
   // where the storage needs the "gitrepository" directory.
   ASSERT_TRUE(testing::WriteFile(storage_->root() + "/gitrepository", "not a dir").ok());
-  absl::Status s = reconciler_->Reconcile(repo_, {}, t0_);
+  absl::Status s = reconciler_->Reconcile(repo_, GitCredentials{}, t0_);
   ASSERT_FALSE(s.ok());
   const Condition* ready = Cond(kReadyCondition);
   ASSERT_NE(ready, nullptr);
   EXPECT_EQ(ready->status, "False");
-  EXPECT_EQ(ready->reason, kStorageOperationFailedReason);
+  EXPECT_EQ(ready->reason, kDirCreationFailedReason);
   EXPECT_TRUE(absl::StrContains(ready->message, "gitrepository")) << ready->message;
   const Condition* storage_failed = Cond(kStorageOperationFailedCondition);
   ASSERT_NE(storage_failed, nullptr);
   EXPECT_EQ(storage_failed->status, "True");
-  EXPECT_EQ(storage_failed->reason, kStorageOperationFailedReason);
+  EXPECT_EQ(storage_failed->reason, kDirCreationFailedReason);
   EXPECT_EQ(Cond(kStalledCondition), nullptr);
   EXPECT_EQ(Cond(kFetchFailedCondition), nullptr);
   EXPECT_FALSE(repo_.status.artifact.has_value());
@@ -424,15 +426,253 @@ TEST_F(ReconcilerTest, UnwritableStorageIsStorageOperationFailed) {
 
   // Once storage works again the next run succeeds and clears the condition.
   ASSERT_TRUE(fs::remove(storage_->root() + "/gitrepository"));
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   EXPECT_EQ(Cond(kStorageOperationFailedCondition), nullptr);
   EXPECT_TRUE(HubCurrent().has_value());
 }
 
+// spec.include: another GitRepository's artifact (a sub-path of it) is
+// copied into this one's, recorded in includedArtifacts/observedInclude, and
+// a new artifact of the included one rebuilds the including one.
+TEST_F(ReconcilerTest, IncludeCopiesAnotherArtifactAndFollowsIt) {
+  // The included source: its own repository and object.
+  auto lib_work = testing::GitWorkRepo::Create(tmp_ + "/lib-work", "main");
+  ASSERT_TRUE(lib_work.ok());
+  ASSERT_TRUE(lib_work->Commit("lib", {{"deploy/lib.yaml", "kind: Lib\n"}, {"x.txt", "x\n"}}).ok());
+  const std::string lib_bare = tmp_ + "/srv/lib.git";
+  ASSERT_TRUE(testing::InitBareRepo(lib_bare).ok());
+  ASSERT_TRUE(lib_work->PushAll(lib_bare).ok());
+  GitRepository lib = repo_;
+  lib.name = "lib";
+  lib.spec.url = "file://" + lib_bare;
+  ASSERT_TRUE(reconciler_->Reconcile(lib, GitCredentials{}, t0_).ok());
+  ASSERT_TRUE(lib.status.artifact.has_value());
+
+  repo_.spec.include.push_back(GitRepositoryInclude{"lib", "deploy", "vendor/lib"});
+  ReconcileInputs in;
+  in.includes.push_back(*lib.status.artifact);
+  ReconcileOutcome o = reconciler_->Reconcile(repo_, in, t0_);
+  ASSERT_TRUE(o.ok()) << o.error;
+  std::vector<std::string> entries = TarEntries(repo_.status.artifact->path);
+  EXPECT_TRUE(Contains(entries, "vendor/lib/lib.yaml")) << absl::StrJoin(entries, ",");
+  EXPECT_FALSE(Contains(entries, "vendor/lib/x.txt")) << "only fromPath is copied";
+  EXPECT_TRUE(Contains(entries, "deploy/app.yaml"));
+  ASSERT_EQ(repo_.status.included_artifacts.size(), 1u);
+  EXPECT_EQ(repo_.status.included_artifacts[0].digest, lib.status.artifact->digest);
+  ASSERT_EQ(repo_.status.observed_include.size(), 1u);
+  EXPECT_EQ(repo_.status.observed_include[0].to_path, "vendor/lib");
+  const nlohmann::json j = StatusToJson(repo_.status);
+  EXPECT_EQ(j["observedInclude"][0]["repository"]["name"], "lib");
+  EXPECT_EQ(j["includedArtifacts"][0]["revision"], lib.status.artifact->revision);
+  const std::string first_digest = repo_.status.artifact->digest;
+
+  // Same commit, same include: nothing to do.
+  const int fetches = git_->fetches();
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(1)).ok());
+  EXPECT_EQ(git_->fetches(), fetches);
+
+  // A new commit in the included repository: a new include artifact, so a
+  // rebuild, announced in progress as ArtifactOutdated/IncludeChange.
+  ASSERT_TRUE(lib_work->Commit("lib2", {{"deploy/lib.yaml", "kind: Lib2\n"}}).ok());
+  ASSERT_TRUE(lib_work->PushAll(lib_bare).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(lib, GitCredentials{}, t0_ + absl::Seconds(2)).ok());
+  in.includes[0] = *lib.status.artifact;
+  std::vector<std::string> progress;
+  in.progress = [&](const GitRepository& r) {
+    const Condition* outdated = FindCondition(r.status.conditions, kArtifactOutdatedCondition);
+    const Condition* rec = FindCondition(r.status.conditions, kReconcilingCondition);
+    progress.push_back(absl::StrCat(outdated ? outdated->reason : "-", "|",
+                                    rec ? rec->message : "-"));
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(3)).ok());
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress[0],
+            "IncludeChange|building artifact: included artifacts differ from last observed "
+            "includes");
+  EXPECT_NE(repo_.status.artifact->digest, first_digest);
+  EXPECT_EQ(repo_.status.included_artifacts[0].digest, lib.status.artifact->digest);
+  EXPECT_EQ(Cond(kArtifactOutdatedCondition), nullptr);
+  EXPECT_EQ(Cond(kReconcilingCondition), nullptr);
+}
+
+TEST_F(ReconcilerTest, MissingIncludeWaitsWithIncludeUnavailable) {
+  repo_.spec.include.push_back(GitRepositoryInclude{"lib", "", ""});
+  ReconcileInputs in;
+  in.includes.push_back(absl::NotFoundError("gitrepositories \"lib\" not found"));
+  ReconcileOutcome o = reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(o.kind, ReconcileKind::kWaiting);
+  EXPECT_EQ(o.requeue_after, absl::Seconds(30)) << "--requeue-dependency";
+  EXPECT_EQ(o.reason, "NotFound");
+  const Condition* unavailable = Cond(kIncludeUnavailableCondition);
+  ASSERT_NE(unavailable, nullptr);
+  EXPECT_EQ(unavailable->status, "True");
+  EXPECT_EQ(unavailable->message,
+            "could not get resource for include 'lib': gitrepositories \"lib\" not found");
+  const Condition* ready = Cond(kReadyCondition);
+  ASSERT_NE(ready, nullptr);
+  EXPECT_EQ(ready->status, "False");
+  EXPECT_EQ(ready->reason, "NotFound");
+  const Condition* rec = Cond(kReconcilingCondition);
+  ASSERT_NE(rec, nullptr);
+  EXPECT_EQ(rec->reason, kProgressingWithRetryReason);
+  EXPECT_EQ(git_->fetches(), 0);
+
+  in.includes[0] = absl::FailedPreconditionError("no artifact");
+  o = reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(o.reason, "NoArtifact");
+  EXPECT_EQ(Cond(kIncludeUnavailableCondition)->message, "no artifact available for include 'lib'");
+
+  // The included artifact must really be in storage to be copied.
+  ArtifactStatus ghost;
+  ghost.revision = "main@sha1:0000000000000000000000000000000000000000";
+  ghost.digest = "sha256:" + std::string(64, 'a');
+  in.includes[0] = ghost;
+  o = reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(o.kind, ReconcileKind::kFailed);
+  EXPECT_EQ(o.reason, "CopyFailure");
+  EXPECT_TRUE(absl::StartsWith(Cond(kStorageOperationFailedCondition)->message,
+                               "failed to copy 'lib' include from  to lib: "))
+      << Cond(kStorageOperationFailedCondition)->message;
+  EXPECT_EQ(Cond(kIncludeUnavailableCondition), nullptr);
+  EXPECT_FALSE(repo_.status.artifact.has_value());
+}
+
+// Flux's progress reporting: Reconciling=True/Progressing and Ready=Unknown
+// are written before the fetch of a new revision; a failure leaves
+// Reconciling with ProgressingWithRetry and status.observedGeneration where
+// it was.
+TEST_F(ReconcilerTest, ProgressIsWrittenAndFailuresKeepReconcilingWithRetry) {
+  std::vector<GitRepository> written;
+  ReconcileInputs in;
+  in.progress = [&](const GitRepository& r) {
+    written.push_back(r);
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, in, t0_).ok());
+  ASSERT_FALSE(written.empty());
+  const Condition* rec = FindCondition(written[0].status.conditions, kReconcilingCondition);
+  ASSERT_NE(rec, nullptr);
+  EXPECT_EQ(rec->reason, kProgressingReason);
+  EXPECT_EQ(rec->message, "processing object: new generation 0 -> 1");
+  EXPECT_EQ(FindCondition(written[0].status.conditions, kReadyCondition)->status, "Unknown");
+  EXPECT_EQ(FindCondition(written.back().status.conditions, kReconcilingCondition)->message,
+            absl::StrCat("building artifact: new upstream revision 'main@sha1:", c1_, "'"));
+
+  // Nothing changed: no progress write at all.
+  written.clear();
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(1)).ok());
+  EXPECT_TRUE(written.empty());
+
+  // A new commit: ArtifactOutdated/NewRevision while building.
+  const std::string c2 = PushCommit("deploy/app.yaml", "kind: Secret\n");
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(2)).ok());
+  ASSERT_EQ(written.size(), 1u);
+  const Condition* outdated = FindCondition(written[0].status.conditions, kArtifactOutdatedCondition);
+  ASSERT_NE(outdated, nullptr);
+  EXPECT_EQ(outdated->reason, kNewRevisionReason);
+  EXPECT_EQ(outdated->message, absl::StrCat("new upstream revision 'main@sha1:", c2, "'"));
+  EXPECT_EQ(Cond(kArtifactOutdatedCondition), nullptr) << "gone once the artifact is stored";
+
+  // A failing new generation: Reconciling stays (ProgressingWithRetry) and
+  // observedGeneration is not advanced; the Ready summary names the failure.
+  repo_.spec.ref.branch = "missing";
+  repo_.generation = 2;
+  ReconcileOutcome o = reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(3));
+  EXPECT_EQ(o.kind, ReconcileKind::kFailed);
+  EXPECT_EQ(o.reason, kGitOperationFailedReason);
+  rec = Cond(kReconcilingCondition);
+  ASSERT_NE(rec, nullptr);
+  EXPECT_EQ(rec->reason, kProgressingWithRetryReason);
+  EXPECT_EQ(rec->message, "processing object: new generation 1 -> 2");
+  EXPECT_EQ(repo_.status.observed_generation, 1);
+  EXPECT_TRUE(absl::StartsWith(Cond(kReadyCondition)->message,
+                               "failed to checkout and determine revision: "))
+      << Cond(kReadyCondition)->message;
+
+  // A failed progress write fails the run before any fetch.
+  const int fetches = git_->fetches();
+  repo_.spec.ref.branch = "main";
+  repo_.generation = 3;
+  in.progress = [](const GitRepository&) { return absl::UnavailableError("api down"); };
+  o = reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(4));
+  EXPECT_EQ(o.reason, "PatchOperationFailed");
+  EXPECT_EQ(git_->fetches(), fetches);
+}
+
+TEST_F(ReconcilerTest, ArtifactOverTheSizeLimitIsRefused) {
+  ReconcilerOptions options;
+  options.cache_root = tmp_ + "/cache";
+  options.work_root = tmp_ + "/tmp";
+  options.advertised_address = kAdvertised;
+  options.max_artifact_size = 1000;
+  GitRepositoryReconciler limited(ReconcilerDeps{git_.get(), storage_.get(), &hub_}, options);
+  PushCommit("big.bin", std::string(4000, 'x'));
+  ReconcileOutcome o = limited.Reconcile(repo_, ReconcileInputs{}, t0_);
+  EXPECT_EQ(o.kind, ReconcileKind::kFailed);
+  EXPECT_EQ(o.reason, kArchiveOperationFailedReason);
+  const Condition* failed = Cond(kStorageOperationFailedCondition);
+  ASSERT_NE(failed, nullptr);
+  EXPECT_TRUE(absl::StrContains(failed->message, "more than 1000 bytes")) << failed->message;
+  EXPECT_TRUE(absl::StrContains(failed->message, "--artifact-max-size")) << failed->message;
+  EXPECT_FALSE(repo_.status.artifact.has_value());
+  EXPECT_TRUE(storage_->List(KeyOf(repo_))->empty()) << "nothing half-written";
+  EXPECT_FALSE(HubCurrent().has_value());
+}
+
+TEST_F(ReconcilerTest, SparseCheckoutOfAMissingDirectoryFails) {
+  repo_.spec.sparse_checkout = std::vector<std::string>{"./deploy", "nope"};
+  ReconcileOutcome o = reconciler_->Reconcile(repo_, ReconcileInputs{}, t0_);
+  EXPECT_EQ(o.kind, ReconcileKind::kFailed);
+  EXPECT_EQ(Cond(kFetchFailedCondition)->reason, kGitOperationFailedReason);
+  EXPECT_TRUE(absl::StrContains(Cond(kFetchFailedCondition)->message,
+                                "sparse checkout dir 'nope' does not exist in repository"))
+      << Cond(kFetchFailedCondition)->message;
+
+  repo_.spec.sparse_checkout = std::vector<std::string>{"./deploy"};
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, ReconcileInputs{}, t0_).ok());
+  std::vector<std::string> entries = TarEntries(repo_.status.artifact->path);
+  EXPECT_TRUE(Contains(entries, "deploy/app.yaml")) << absl::StrJoin(entries, ",");
+  EXPECT_FALSE(Contains(entries, "README.md")) << absl::StrJoin(entries, ",");
+  ASSERT_TRUE(repo_.status.observed_sparse_checkout.has_value());
+  EXPECT_EQ(*repo_.status.observed_sparse_checkout, std::vector<std::string>{"./deploy"});
+}
+
+TEST_F(ReconcilerTest, VerificationOfAnUnsignedCommitFails) {
+  repo_.spec.verify = GitRepositoryVerification{"HEAD", "keys"};
+  ReconcileInputs in;
+  in.verify_keys = absl::NotFoundError("failed to get secret 'flux-system/keys': not found");
+  ReconcileOutcome o = reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(o.reason, "VerificationError");
+  EXPECT_EQ(Cond(kSourceVerifiedCondition)->status, "False");
+  EXPECT_EQ(Cond(kReadyCondition)->message,
+            "public keys secret error: failed to get secret 'flux-system/keys': not found");
+
+  in.verify_keys = std::map<std::string, std::string>{{"author.asc", "not a key"}};
+  o = reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(o.kind, ReconcileKind::kFailed);
+  EXPECT_EQ(o.reason, "InvalidCommitSignature");
+  const Condition* verified = Cond(kSourceVerifiedCondition);
+  ASSERT_NE(verified, nullptr);
+  EXPECT_EQ(verified->status, "False");
+  EXPECT_TRUE(absl::StartsWith(verified->message,
+                               absl::StrCat("signature verification of commit '", c1_, "' failed")))
+      << verified->message;
+  EXPECT_EQ(Cond(kReadyCondition)->reason, "InvalidCommitSignature");
+  EXPECT_FALSE(repo_.status.artifact.has_value()) << "an unverified commit is never stored";
+
+  // Tag mode on a branch ref cannot work until the spec changes: Stalled.
+  repo_.spec.verify->mode = "Tag";
+  o = reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(o.kind, ReconcileKind::kStalled);
+  EXPECT_EQ(o.reason, "InvalidVerificationMode");
+  EXPECT_EQ(Cond(kStalledCondition)->status, "True");
+}
+
 TEST_F(ReconcilerTest, DeleteRemovesArtifactsAndCacheAndPublishesDeleted) {
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   PushCommit("deploy/app.yaml", "kind: Secret\n");
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_ + absl::Seconds(1)).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_ + absl::Seconds(1)).ok());
   const ArtifactStatus last = *repo_.status.artifact;
   ASSERT_EQ(storage_->List(KeyOf(repo_))->size(), 2u);
   const std::string cache = tmp_ + "/cache/gitrepository/flux-system/app";
@@ -457,14 +697,14 @@ TEST_F(ReconcilerTest, DeleteRemovesArtifactsAndCacheAndPublishesDeleted) {
 
 TEST_F(ReconcilerTest, SuspendedSourceIsNotReconciled) {
   repo_.spec.suspend = true;
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   EXPECT_EQ(git_->resolves(), 0);
   EXPECT_FALSE(repo_.status.artifact.has_value());
   EXPECT_EQ(HubSequence(), 0u);
 }
 
 TEST_F(ReconcilerTest, RestoreAnnouncesOnlyArtifactsStillStored) {
-  ASSERT_TRUE(reconciler_->Reconcile(repo_, {}, t0_).ok());
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, GitCredentials{}, t0_).ok());
   const GitRepository saved = repo_;
 
   // A fresh hub, as after a restart.
@@ -482,7 +722,7 @@ TEST_F(ReconcilerTest, RestoreAnnouncesOnlyArtifactsStillStored) {
   auto current = hub2.Current(ref);
   ASSERT_TRUE(current.has_value());
   EXPECT_EQ(current->digest(), saved.status.artifact->digest);
-  EXPECT_EQ(git_->resolves(), 1) << "restoring does not touch the remote";
+  EXPECT_EQ(git_->resolves(), 0) << "restoring does not touch the remote";
 
   ArtifactEventHub hub3;
   GitRepositoryReconciler again(ReconcilerDeps{git_.get(), storage_.get(), &hub3}, options);

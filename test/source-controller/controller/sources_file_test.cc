@@ -410,7 +410,7 @@ TEST_F(SourcesFileTest, RestartRestoresArtifactIntoFreshHubBeforeAnyReconcile) {
   ArtifactEventHub hub2;
   CountingFetcher git2(real_git_.get());
   bool announced_before_first_check = false;
-  git2.set_before_resolve([&](const GitFetchOptions&) {
+  git2.set_before_remote([&](const GitFetchOptions&) {
     announced_before_first_check = hub2.Current(Ref("a")).has_value();
   });
   auto reconciler2 = MakeReconciler(&git2, &hub2);
@@ -467,7 +467,7 @@ TEST_F(SourcesFileTest, RestartWithChangedSpecBumpsGenerationAndRebuilds) {
 // (the worker's persist must not resurrect it).
 TEST_F(SourcesFileTest, SourceRemovedMidReconcileLeavesNoStateBehind) {
   absl::Notification entered;
-  git_->set_before_resolve([&](const GitFetchOptions& o) {
+  git_->set_before_remote([&](const GitFetchOptions& o) {
     if (o.url != url_b_ || entered.HasBeenNotified()) return;
     entered.Notify();
     release_.WaitForNotification();
