@@ -323,10 +323,13 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
   ReconcileInputs inputs = Inputs(repo);
   inputs.requested_at = RequestedAt(obj);
   inputs.progress = [&](const GitRepository& progress) { return WriteStatus(key, obj, progress); };
+  inputs.publish = false;
   ReconcileOutcome outcome = reconciler_->Reconcile(repo, inputs, now);
 
-  // Step 5: one status patch, then the events (Flux's notify).
+  // Step 5: one status patch, the stream (after the API, so both agree), then
+  // the events (Flux's notify).
   absl::Status written = WriteStatus(key, obj, repo);
+  if (written.ok()) reconciler_->Publish(repo);
   if (outcome.ok() && repo.status.artifact) {
     const ArtifactStatus& a = *repo.status.artifact;
     const std::string message = absl::StrCat(

@@ -456,7 +456,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
       Delete(kFetchFailedCondition);
       Mark(kArtifactInStorageCondition, "True", kSucceededReason,
            absl::StrCat("stored artifact for revision '", remote->revision, "'"));
-      r_.Publish(repo_);
+      if (in_.publish) r_.Publish(repo_);
       common::LogDebug(
           absl::StrCat("no changes since last reconciliation: observed revision '",
                        remote->revision, "'"),
@@ -591,7 +591,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   Delete(kStorageOperationFailedCondition);
   Delete(kArtifactOutdatedCondition);
   Mark(kArtifactInStorageCondition, "True", kSucceededReason, stored_message);
-  r_.Publish(repo_);
+  if (in_.publish) r_.Publish(repo_);
 
   auto removed = r_.deps_.storage->GarbageCollect(key_, stored->digest,
                                                   r_.options_.retention_records,

@@ -92,6 +92,11 @@ struct ReconcileInputs {
   // Writes the in-progress status (Reconciling=True, Ready=Unknown) so
   // `kubectl get -w` sees progress before a long fetch. May be empty.
   std::function<absl::Status(const GitRepository&)> progress;
+  // Announce the artifact on the stream from within Reconcile. The
+  // Kubernetes runner turns this off and calls Publish once the status is
+  // written, so a subscriber never hears of an artifact the API does not
+  // show yet.
+  bool publish = true;
 };
 
 // How a run ended, as Flux's runtime classifies it.
@@ -137,11 +142,14 @@ class GitRepositoryReconciler {
   // The artifact's URL, "<scheme>://<advertised>/<path>".
   std::string ArtifactUrl(const std::string& path) const;
 
+  // Announces repo.status.artifact on the stream (UPDATED; the hub drops
+  // repeats of the current digest). No-op without an artifact.
+  void Publish(const GitRepository& repo);
+
   const ReconcilerOptions& options() const { return options_; }
 
  private:
   class Run;
-  void Publish(const GitRepository& repo);
 
   ReconcilerDeps deps_;
   ReconcilerOptions options_;
