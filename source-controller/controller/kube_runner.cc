@@ -345,10 +345,9 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
       Emit(obj, common::kEventTypeNormal, new_digest ? kNewArtifactReason : kSucceededReason,
            message, {{kRevisionAnnotation, a.revision}, {kDigestAnnotation, a.digest}});
     }
-  } else if (!outcome.ok()) {
-    Emit(obj,
-         outcome.kind == ReconcileKind::kWaiting ? common::kEventTypeNormal
-                                                 : common::kEventTypeWarning,
+  } else if (!outcome.ok() && outcome.kind != ReconcileKind::kWaiting) {
+    // Waiting on another object is only logged (Flux: a trace event).
+    Emit(obj, common::kEventTypeWarning,
          outcome.reason.empty() ? kGitOperationFailedReason : outcome.reason,
          outcome.error.message(),
          {{kRevisionAnnotation, old_status.artifact ? old_status.artifact->revision : ""}});
@@ -468,7 +467,7 @@ absl::Duration KubeGitRepositoryRunner::Jittered(absl::Duration interval) {
   return interval + interval * spread(rng_);
 }
 
-absl::Status KubeGitRepositoryRunner::WriteStatus(const std::string& key, const json& obj,
+absl::Status KubeGitRepositoryRunner::WriteStatus(const std::string& key, json& obj,
                                                   const GitRepository& repo) {
   json status = StatusToJson(repo.status);
   const json before_status = StatusOf(obj);
@@ -491,9 +490,14 @@ absl::Status KubeGitRepositoryRunner::WriteStatus(const std::string& key, const 
                                              {"error", s.message()}});
     return absl::Status(s.code(), absl::StrCat("patch status: ", s.message()));
   }
+  // What the server has now is the base of the next write in this run (an
+  // in-progress write followed by the final one).
+  after["apiVersion"] = kGitRepositoryGvk.ApiVersion();
+  after["kind"] = kGitRepositoryKind;
+  obj = std::move(after);
   absl::MutexLock lock(&mu_);
   Memory& m = memory_[key];
-  m.written_status = StatusOf(after);
+  m.written_status = StatusOf(obj);
   return absl::OkStatus();
 }
 

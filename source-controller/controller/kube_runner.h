@@ -108,9 +108,9 @@ class KubeGitRepositoryRunner {
   ReconcileInputs Inputs(const GitRepository& repo);
   // interval +- options_.interval_jitter_percent.
   absl::Duration Jittered(absl::Duration interval);
-  // Writes `repo.status` (plus lastHandledReconcileAt) to the status
-  // subresource and remembers it.
-  absl::Status WriteStatus(const std::string& key, const nlohmann::json& obj,
+  // Writes `repo.status` to the status subresource as a merge patch against
+  // `obj`, remembers it, and replaces `obj` with the server's answer.
+  absl::Status WriteStatus(const std::string& key, nlohmann::json& obj,
                            const GitRepository& repo);
   void Emit(const nlohmann::json& obj, absl::string_view type, absl::string_view reason,
             absl::string_view message, const std::map<std::string, std::string>& annotations = {});
