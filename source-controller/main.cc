@@ -1,5 +1,6 @@
 // source-controller: fetches sources, packs and stores artifacts, and
-// publishes them over gRPC. main only parses flags and wires objects.
+// publishes them over gRPC and plain HTTP. main only parses flags and wires
+// objects.
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +21,7 @@
 #include "common/kube/leader_election.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
+#include "common/runtime/byte_size.h"
 #include "common/runtime/duration.h"
 #include "common/runtime/flags.h"
 #include "common/runtime/shutdown.h"
@@ -30,14 +32,30 @@
 #include "source-controller/git/libgit2_fetcher.h"
 #include "source-controller/grpc/artifact_server.h"
 #include "source-controller/grpc/event_hub.h"
+#include "source-controller/http/file_server.h"
 
 ABSL_FLAG(std::string, grpc_addr, ":9090", "Address the gRPC ArtifactService listens on.");
 ABSL_FLAG(std::string, metrics_addr, ":8080", "Address /metrics is served on.");
 ABSL_FLAG(std::string, health_addr, ":9440", "Address /healthz and /readyz are served on.");
 ABSL_FLAG(std::string, storage_path, "/data", "Directory artifacts are stored in.");
+ABSL_FLAG(std::string, storage_addr, ":9080",
+          "Address the plain HTTP artifact server listens on (Flux's file server: GET/HEAD "
+          "/<kind>/<namespace>/<name>/<digest>.tar.gz); artifact URLs are then http://. Empty "
+          "disables it and artifact URLs are grpc://.");
 ABSL_FLAG(std::string, storage_adv_addr, "",
-          "host:port clients use to reach the artifact service, used in artifact URLs "
-          "(default: this host's name and the gRPC port).");
+          "host[:port] put in artifact URLs (<scheme>://<storage-adv-addr>/<path>). Default, as "
+          "Flux: the --storage-addr listen address (--grpc-addr when HTTP is disabled) with an "
+          "empty host read as localhost and 0.0.0.0 as $HOSTNAME, and the bound port. In a "
+          "cluster: the Service's DNS name, without a port when the Service maps port 80 to the "
+          "HTTP port.");
+ABSL_FLAG(std::string, artifact_max_size, "0",
+          "Refuse to store an artifact whose files add up to more than this many bytes: a number "
+          "with an optional suffix Ki, Mi, Gi, Ti (1024-based) or k, M, G, T (1000-based). 0 = no "
+          "limit.");
+ABSL_FLAG(int, interval_jitter_percentage, 5,
+          "Percentage of jitter to apply to interval durations. A value of 10 will apply a "
+          "jitter of +/-10% to the interval duration. It cannot be negative, and must be less "
+          "than 100.");
 ABSL_FLAG(std::string, artifact_retention_ttl, "60s",
           "How long superseded artifacts are kept before garbage collection.");
 ABSL_FLAG(int, artifact_retention_records, 2,
@@ -95,12 +113,43 @@ std::string Hostname() {
   return host;
 }
 
+// Flux's default for --storage-adv-addr: the listen address, an empty host
+// read as localhost and 0.0.0.0 as $HOSTNAME (else the host's name), with the
+// bound port (so that port 0 gives a usable URL).
+std::string DefaultAdvertisedAddress(absl::string_view listen_address, int bound_port) {
+  auto hp = common::ParseHostPort(listen_address);
+  std::string host = hp.ok() ? hp->host : "";
+  if (host.empty()) {
+    host = "localhost";
+  } else if (host == "0.0.0.0" || host == "::") {
+    const char* env = std::getenv("HOSTNAME");
+    host = env != nullptr && *env != '\0' ? env : Hostname();
+  }
+  if (host.find(':') != std::string::npos) host = absl::StrCat("[", host, "]");
+  return absl::StrCat(host, ":", bound_port);
+}
+
+// The artifact servers: gRPC always, plain HTTP unless --storage-addr="".
+struct Servers {
+  std::unique_ptr<ArtifactServer> grpc;
+  std::unique_ptr<ArtifactFileServer> http;
+
+  std::string http_port() const { return http ? std::to_string(http->port()) : ""; }
+  // Both drain at once: HTTP downloads get Flux's 5 s, gRPC streams 10 s.
+  void Shutdown() {
+    std::thread http_stop([this] {
+      if (http) http->Shutdown(absl::Seconds(5));
+    });
+    grpc->Shutdown(absl::Seconds(10));
+    http_stop.join();
+  }
+};
+
 // Kubernetes mode: the GitRepository controller on the API server, under
 // leader election when asked, until SIGTERM/SIGINT or a lost lease.
 int RunKubernetes(common::HttpKubeClient& kube, GitRepositoryReconciler& reconciler,
                   const std::string& runtime_namespace, absl::Duration requeue_dependency,
-                  int grpc_port, const std::string& storage_path, const std::string& adv,
-                  const std::function<void()>& shutdown_server) {
+                  Servers& servers, const std::string& storage_path, const std::string& adv) {
   common::KubeEventRecorder::Options event_options;
   event_options.component = "source-controller";
   event_options.host = Hostname();
@@ -111,6 +160,7 @@ int RunKubernetes(common::HttpKubeClient& kube, GitRepositoryReconciler& reconci
       absl::GetFlag(FLAGS_watch_all_namespaces) ? "" : runtime_namespace;
   runner_options.workers = absl::GetFlag(FLAGS_concurrent);
   runner_options.requeue_dependency = requeue_dependency;
+  runner_options.interval_jitter_percent = absl::GetFlag(FLAGS_interval_jitter_percentage);
   runner_options.storage_root = storage_path;
   std::atomic<bool> shutdown{false};
   runner_options.cancel = &shutdown;
@@ -135,12 +185,16 @@ int RunKubernetes(common::HttpKubeClient& kube, GitRepositoryReconciler& reconci
     election->identity = absl::StrCat(Hostname(), "_", absl::Hex(rng(), absl::kZeroPad16));
   }
   common::LogInfo("source-controller started",
-                  {{"grpc_port", std::to_string(grpc_port)},
+                  {{"grpc_port", std::to_string(servers.grpc->port())},
+                   {"http_port", servers.http_port()},
                    {"metrics_port", std::to_string(endpoints->metrics->port())},
                    {"health_port", std::to_string(endpoints->health ? endpoints->health->port()
                                                                     : endpoints->metrics->port())},
                    {"storage_path", storage_path},
                    {"storage_adv_addr", adv},
+                   {"artifact_max_size", absl::GetFlag(FLAGS_artifact_max_size)},
+                   {"interval_jitter_percentage",
+                    std::to_string(absl::GetFlag(FLAGS_interval_jitter_percentage))},
                    {"mode", "kubernetes"},
                    {"watch_namespace", runner_options.watch_namespace},
                    {"leader_election", election ? "true" : "false"}});
@@ -172,7 +226,7 @@ int RunKubernetes(common::HttpKubeClient& kube, GitRepositoryReconciler& reconci
   controller.join();  // in-flight reconciles finish first
   runner.Stop();
   events.Flush();
-  shutdown_server();
+  servers.Shutdown();
   common::LogInfo("stopped");
   return exit_code.load();
 }
@@ -194,6 +248,21 @@ int Run() {
 
   auto ttl = common::ParseGoDuration(absl::GetFlag(FLAGS_artifact_retention_ttl));
   if (!ttl.ok()) return fail("invalid --artifact-retention-ttl", ttl.status());
+  auto max_size = common::ParseByteSize(absl::GetFlag(FLAGS_artifact_max_size));
+  if (!max_size.ok()) return fail("invalid --artifact-max-size", max_size.status());
+  const int jitter = absl::GetFlag(FLAGS_interval_jitter_percentage);
+  if (jitter < 0 || jitter >= 100) {
+    return fail("invalid --interval-jitter-percentage",
+                absl::InvalidArgumentError(absl::StrCat(
+                    "the interval jitter percentage must be a non-negative value and less than "
+                    "100, got ",
+                    jitter)));
+  }
+  const std::string storage_addr = absl::GetFlag(FLAGS_storage_addr);
+  if (!storage_addr.empty()) {
+    auto hp = common::ParseHostPort(storage_addr);
+    if (!hp.ok()) return fail("invalid --storage-addr", hp.status());
+  }
   const std::string sources_file = absl::GetFlag(FLAGS_sources_file);
   // Kubernetes mode unless --sources-file: load the kubeconfig before
   // opening storage or ports, so a bad config fails fast.
@@ -226,14 +295,24 @@ int Run() {
   server_options.tls_cert_file = absl::GetFlag(FLAGS_grpc_tls_cert);
   server_options.tls_key_file = absl::GetFlag(FLAGS_grpc_tls_key);
   server_options.tls_client_ca_file = absl::GetFlag(FLAGS_grpc_tls_client_ca);
-  auto server = ArtifactServer::Start(server_options, &hub, storage->get());
-  if (!server.ok()) return fail("cannot start gRPC server", server.status());
+  Servers servers;
+  auto grpc_server = ArtifactServer::Start(server_options, &hub, storage->get());
+  if (!grpc_server.ok()) return fail("cannot start gRPC server", grpc_server.status());
+  servers.grpc = std::move(*grpc_server);
+  if (!storage_addr.empty()) {
+    FileServerOptions http_options;
+    http_options.listen_address = storage_addr;
+    http_options.storage_root = (*storage)->root();
+    auto http_server = ArtifactFileServer::Start(http_options);
+    if (!http_server.ok()) return fail("cannot start HTTP artifact server", http_server.status());
+    servers.http = std::move(*http_server);
+  }
 
   std::string adv = absl::GetFlag(FLAGS_storage_adv_addr);
   if (adv.empty()) {
-    char host[256] = "localhost";
-    gethostname(host, sizeof host - 1);
-    adv = absl::StrCat(host, ":", (*server)->port());
+    adv = servers.http
+              ? DefaultAdvertisedAddress(storage_addr, servers.http->port())
+              : DefaultAdvertisedAddress(server_options.listen_address, servers.grpc->port());
   }
 
   std::unique_ptr<GitFetcher> git = NewLibgit2Fetcher();
@@ -241,6 +320,8 @@ int Run() {
   rec_options.cache_root = (storage_root / ".git-cache").string();
   rec_options.work_root = (storage_root / ".work").string();
   rec_options.advertised_address = adv;
+  rec_options.url_scheme = servers.http ? "http" : "grpc";
+  rec_options.max_artifact_size = *max_size;
   rec_options.retention_records = absl::GetFlag(FLAGS_artifact_retention_records);
   rec_options.retention_ttl = *ttl;
   std::error_code ec;
@@ -248,9 +329,8 @@ int Run() {
   GitRepositoryReconciler reconciler(ReconcilerDeps{git.get(), storage->get(), &hub}, rec_options);
 
   if (kube != nullptr) {
-    return RunKubernetes(*kube, reconciler, runtime_namespace, requeue_dependency,
-                         (*server)->port(), storage_root.string(), adv,
-                         [&]() { (*server)->Shutdown(absl::Seconds(10)); });
+    return RunKubernetes(*kube, reconciler, runtime_namespace, requeue_dependency, servers,
+                         storage_root.string(), adv);
   }
 
   SourcesFileOptions file_options;
@@ -277,18 +357,20 @@ int Run() {
   }
   common::LogInfo(
       "source-controller started",
-      {{"grpc_port", std::to_string((*server)->port())},
+      {{"grpc_port", std::to_string(servers.grpc->port())},
+       {"http_port", servers.http_port()},
        {"metrics_port", std::to_string((*metrics_http)->port())},
        {"health_port", std::to_string(health_http ? health_http->port() : (*metrics_http)->port())},
        {"storage_path", storage_root.string()},
        {"storage_adv_addr", adv},
+       {"artifact_max_size", absl::GetFlag(FLAGS_artifact_max_size)},
        {"sources_file", sources_file}});
 
   std::string sig = common::WaitForShutdownSignal();
   common::LogInfo("shutting down", {{"signal", sig}});
   ready.store(false);
   runner.Stop();  // in-flight reconciles finish first
-  (*server)->Shutdown(absl::Seconds(10));
+  servers.Shutdown();
   common::LogInfo("stopped");
   return 0;
 }
@@ -301,9 +383,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> args = gitops::common::ParseFlags(
       argc, argv,
       "Flux-compatible source-controller: fetches GitRepositories, packs deterministic "
-      "artifacts and publishes them over gRPC.\n\n"
-      "  source-controller [--kubeconfig=FILE] --storage-path=DIR [--grpc-addr=:9090]\n"
-      "  source-controller --sources-file=FILE --storage-path=DIR [--grpc-addr=:9090]\n");
+      "artifacts and publishes them over gRPC and, like Flux, plain HTTP.\n\n"
+      "  source-controller [--kubeconfig=FILE] --storage-path=DIR [--grpc-addr=:9090] "
+      "[--storage-addr=:9080]\n"
+      "  source-controller --sources-file=FILE --storage-path=DIR [--grpc-addr=:9090] "
+      "[--storage-addr=:9080]\n");
   if (args.size() > 1) {
     fprintf(stderr, "unexpected argument \"%s\"; see --help\n", args[1].c_str());
     return 2;
