@@ -1,5 +1,6 @@
 #include "source-controller/git/deadline_stream.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <git2.h>
@@ -12,7 +13,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -30,6 +36,11 @@ struct DeadlineSocketStream {
   char* port;
   int s;
   NetworkOperation* op;
+  // Connected to a forward proxy in place of the http remote libgit2 asked
+  // for (libgit2 sends absolute-form requests over it).
+  bool forwarding;
+  // Data was read since the last write: the next write starts a new request.
+  bool read_since_write;
 };
 
 DeadlineSocketStream* Cast(git_stream* stream) {
@@ -89,22 +100,18 @@ int ConnectOne(const addrinfo* ai, NetworkOperation* op) {
   return fd;
 }
 
-int StreamConnect(git_stream* stream) {
-  DeadlineSocketStream* st = Cast(stream);
-  CloseSocket(st);
-  NetworkOperation* op = st->op;
-  if (op != nullptr && op->Expired()) {
-    SetNetError("operation timed out");
-    return -1;
-  }
+// Resolves and connects host:port within the operation's deadline. Returns
+// the fd, or -1 with the git error set (and the operation marked).
+int ConnectHost(const std::string& host, const std::string& port, NetworkOperation* op,
+                absl::string_view what) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* result = nullptr;
-  int gai = ::getaddrinfo(st->host, st->port, &hints, &result);
+  int gai = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &result);
   if (gai != 0) {
     if (op != nullptr) op->NoteConnectFailure();
-    SetNetError(absl::StrCat("failed to resolve address for ", st->host, ": ", gai_strerror(gai)));
+    SetNetError(absl::StrCat("failed to resolve address for ", what, ": ", gai_strerror(gai)));
     return -1;
   }
   int fd = -1;
@@ -123,18 +130,281 @@ int StreamConnect(git_stream* stream) {
         op->NoteConnectFailure();
       }
     }
-    SetNetError(absl::StrCat("failed to connect to ", st->host, ":", st->port, ": ",
-                             std::strerror(last_errno)));
+    SetNetError(absl::StrCat("failed to connect to ", what, ": ", std::strerror(last_errno)));
+    return -1;
+  }
+  return fd;
+}
+
+absl::Status SendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return absl::UnavailableError(absl::StrCat("send: ", std::strerror(errno)));
+    off += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RecvAll(int fd, unsigned char* out, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = ::recv(fd, out + off, len - off, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::UnavailableError(absl::StrCat("receive: ", std::strerror(errno)));
+    if (n == 0) return absl::UnavailableError("connection closed by the proxy");
+    off += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+const char* Socks5Reply(unsigned char code) {
+  switch (code) {
+    case 1:
+      return "general failure";
+    case 2:
+      return "connection not allowed by ruleset";
+    case 3:
+      return "network unreachable";
+    case 4:
+      return "host unreachable";
+    case 5:
+      return "connection refused";
+    case 6:
+      return "ttl expired";
+    case 7:
+      return "command not supported";
+    case 8:
+      return "address type not supported";
+    default:
+      return "unknown error";
+  }
+}
+
+// RFC 1928 CONNECT to host:port over `fd` (connected to the proxy), with
+// RFC 1929 username/password when the route has a username.
+absl::Status Socks5Connect(int fd, const std::string& host, const std::string& port,
+                           const ProxyRoute& route) {
+  const std::string proxy = absl::StrCat("socks5 proxy ", route.display);
+  bool with_auth = !route.username.empty();
+  std::string greeting =
+      with_auth ? std::string("\x05\x02\x00\x02", 4) : std::string("\x05\x01\x00", 3);
+  unsigned char reply[262];
+  absl::Status s = SendAll(fd, greeting);
+  if (s.ok()) s = RecvAll(fd, reply, 2);
+  if (!s.ok()) return absl::UnavailableError(absl::StrCat(proxy, ": ", s.message()));
+  if (reply[0] != 5) return absl::UnavailableError(absl::StrCat(proxy, ": not a socks5 server"));
+  if (reply[1] == 0xff || (reply[1] == 2 && !with_auth)) {
+    if (!with_auth) {
+      return absl::UnauthenticatedError(
+          absl::StrCat(proxy, " requires authentication but no proxy username/password given"));
+    }
+    return absl::UnauthenticatedError(
+        absl::StrCat(proxy, " accepts neither no authentication nor username/password"));
+  }
+  if (reply[1] == 2) {
+    if (route.username.size() > 255 || route.password.size() > 255) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(proxy, ": username and password must be at most 255 bytes"));
+    }
+    std::string auth("\x01", 1);
+    auth += static_cast<char>(route.username.size());
+    auth += route.username;
+    auth += static_cast<char>(route.password.size());
+    auth += route.password;
+    s = SendAll(fd, auth);
+    if (s.ok()) s = RecvAll(fd, reply, 2);
+    if (!s.ok()) return absl::UnavailableError(absl::StrCat(proxy, ": ", s.message()));
+    if (reply[1] != 0) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          proxy, " rejected the username/password of proxy user '", route.username, "'"));
+    }
+  } else if (reply[1] != 0) {
+    return absl::UnavailableError(
+        absl::StrCat(proxy, ": unsupported authentication method ", reply[1]));
+  }
+  std::string request("\x05\x01\x00", 3);
+  unsigned char addr[16];
+  if (::inet_pton(AF_INET, host.c_str(), addr) == 1) {
+    request += '\x01';
+    request.append(reinterpret_cast<char*>(addr), 4);
+  } else if (::inet_pton(AF_INET6, host.c_str(), addr) == 1) {
+    request += '\x04';
+    request.append(reinterpret_cast<char*>(addr), 16);
+  } else {
+    if (host.empty() || host.size() > 255) {
+      return absl::InvalidArgumentError(absl::StrCat(proxy, ": host name too long"));
+    }
+    request += '\x03';
+    request += static_cast<char>(host.size());
+    request += host;
+  }
+  int port_number = std::atoi(port.c_str());
+  request += static_cast<char>((port_number >> 8) & 0xff);
+  request += static_cast<char>(port_number & 0xff);
+  s = SendAll(fd, request);
+  if (s.ok()) s = RecvAll(fd, reply, 4);
+  if (!s.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat(proxy, " could not connect to ", host, ":", port, ": ", s.message()));
+  }
+  if (reply[0] != 5) return absl::UnavailableError(absl::StrCat(proxy, ": bad reply"));
+  if (reply[1] != 0) {
+    return absl::UnavailableError(absl::StrCat(proxy, " could not connect to ", host, ":", port,
+                                               ": ", Socks5Reply(reply[1])));
+  }
+  size_t rest = 0;
+  if (reply[3] == 1) {
+    rest = 4 + 2;
+  } else if (reply[3] == 4) {
+    rest = 16 + 2;
+  } else if (reply[3] == 3) {
+    s = RecvAll(fd, reply, 1);
+    if (!s.ok()) return absl::UnavailableError(absl::StrCat(proxy, ": ", s.message()));
+    rest = reply[0] + 2u;
+  } else {
+    return absl::UnavailableError(absl::StrCat(proxy, ": bad reply address type"));
+  }
+  s = RecvAll(fd, reply, rest);
+  if (!s.ok()) return absl::UnavailableError(absl::StrCat(proxy, ": ", s.message()));
+  return absl::OkStatus();
+}
+
+// Opens an HTTP CONNECT tunnel to host:port over `fd` (connected to the
+// proxy), sending Basic credentials up front when the route has them.
+absl::Status HttpConnect(int fd, const std::string& host, const std::string& port,
+                         const ProxyRoute& route) {
+  const std::string proxy = absl::StrCat("proxy ", route.display);
+  std::string target = host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
+                                                           : absl::StrCat(host, ":", port);
+  std::string request = absl::StrCat("CONNECT ", target, " HTTP/1.1\r\nHost: ", target, "\r\n");
+  if (!route.username.empty() || !route.password.empty()) {
+    absl::StrAppend(&request, "Proxy-Authorization: Basic ",
+                    absl::Base64Escape(absl::StrCat(route.username, ":", route.password)), "\r\n");
+  }
+  absl::StrAppend(&request, "\r\n");
+  absl::Status s = SendAll(fd, request);
+  if (!s.ok()) return absl::UnavailableError(absl::StrCat(proxy, ": ", s.message()));
+  // Read the answer's head byte by byte: nothing after it may be consumed.
+  std::string head;
+  while (!absl::EndsWith(head, "\r\n\r\n") && !absl::EndsWith(head, "\n\n")) {
+    if (head.size() > 16384) {
+      return absl::UnavailableError(absl::StrCat(proxy, ": answer to CONNECT too long"));
+    }
+    unsigned char c;
+    s = RecvAll(fd, &c, 1);
+    if (!s.ok()) {
+      return absl::UnavailableError(absl::StrCat(proxy, ": CONNECT ", target, ": ", s.message()));
+    }
+    head += static_cast<char>(c);
+  }
+  absl::string_view line = absl::string_view(head).substr(0, head.find_first_of("\r\n"));
+  int code = 0;
+  if (!absl::StartsWith(line, "HTTP/1.") || line.size() < 12 ||
+      !absl::SimpleAtoi(line.substr(9, 3), &code)) {
+    return absl::UnavailableError(absl::StrCat(proxy, ": not an http proxy"));
+  }
+  if (code >= 200 && code < 300) return absl::OkStatus();
+  std::string answer(absl::StripAsciiWhitespace(line.substr(9)));
+  // 407, or 401 from proxies such as tinyproxy for a wrong password: the
+  // remote is not involved before the tunnel stands.
+  if (code == 407 || code == 401) {
+    if (route.username.empty() && route.password.empty()) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          proxy, " requires authentication but no proxy username/password given (", answer, ")"));
+    }
+    return absl::UnauthenticatedError(absl::StrCat(
+        "proxy authentication failed: ", proxy, " rejected the username/password of proxy user '",
+        route.username, "' (", answer, ")"));
+  }
+  return absl::UnavailableError(absl::StrCat(proxy, " refused CONNECT to ", target, ": ", answer));
+}
+
+int StreamConnect(git_stream* stream) {
+  DeadlineSocketStream* st = Cast(stream);
+  CloseSocket(st);
+  NetworkOperation* op = st->op;
+  if (op != nullptr && op->Expired()) {
+    SetNetError("operation timed out");
+    return -1;
+  }
+  static const ProxyRoute kDirect;
+  const ProxyRoute& route = op != nullptr ? op->proxy_route() : kDirect;
+  std::string host = st->host;
+  std::string port = st->port;
+  bool via_proxy = false;
+  if (route.kind == ProxyRoute::Kind::kForward || route.kind == ProxyRoute::Kind::kConnect ||
+      route.kind == ProxyRoute::Kind::kSocks5) {
+    // (After a redirect to https, libgit2 itself connects to the forward
+    // proxy for its CONNECT: that stream is not "forwarding".)
+    st->forwarding =
+        route.kind == ProxyRoute::Kind::kForward && !(host == route.host && port == route.port);
+    host = route.host;
+    port = route.port;
+    via_proxy = true;
+  } else if (route.kind == ProxyRoute::Kind::kLibgit2) {
+    via_proxy = host == route.host && port == route.port;
+  }
+  std::string what =
+      via_proxy ? absl::StrCat("proxy ", route.display) : absl::StrCat(host, ":", port);
+  int fd = ConnectHost(host, port, op, what);
+  if (fd < 0) {
+    if (via_proxy && op != nullptr && !op->timed_out()) {
+      const git_error* err = git_error_last();
+      op->NoteProxyError(
+          absl::UnavailableError(err != nullptr && err->message != nullptr ? err->message : what));
+    }
     return -1;
   }
   st->s = fd;
   if (op != nullptr) op->AddSocket(fd);
+  if (route.kind == ProxyRoute::Kind::kSocks5 || route.kind == ProxyRoute::Kind::kConnect) {
+    absl::Status s = route.kind == ProxyRoute::Kind::kSocks5
+                         ? Socks5Connect(fd, st->host, st->port, route)
+                         : HttpConnect(fd, st->host, st->port, route);
+    if (!s.ok()) {
+      CloseSocket(st);
+      if (op != nullptr && op->timed_out()) {
+        SetNetError("operation timed out");
+        return -1;
+      }
+      if (op != nullptr) op->NoteProxyError(s);
+      SetNetError(std::string(s.message()));
+      return -1;
+    }
+  }
   return 0;
 }
 
 int StreamCertificate(git_cert** out, git_stream* stream) {
   SetNetError("plain socket has no certificate");
   return -1;
+}
+
+// An http proxy answers 407 with a body that ends when it closes the
+// connection, which libgit2 1.5 reports as "unexpected EOF"; notes the
+// rejection so the error says what happened. `data` is what one recv()
+// returned; an answer starts at the start of a recv() (libgit2 reads only
+// after sending a request).
+void NoteForwardProxyAnswer(NetworkOperation* op, absl::string_view data) {
+  if (!absl::StartsWith(data, "HTTP/1.")) return;
+  absl::string_view status = data.substr(8, 5);
+  // tinyproxy answers a wrong password with its own 401 (not 407); a 401
+  // the remote sends through it keeps the remote's Server header.
+  bool proxy_401 =
+      status == " 401 " &&
+      absl::StrContains(absl::AsciiStrToLower(data.substr(0, 1024)), "\nserver: tinyproxy");
+  if (status != " 407 " && !proxy_401) return;
+  const ProxyRoute& route = op->proxy_route();
+  if (route.username.empty() && route.password.empty()) {
+    op->NoteProxyError(absl::UnauthenticatedError(absl::StrCat(
+        "proxy ", route.display, " requires authentication but no proxy username/password given")));
+    return;
+  }
+  op->NoteProxyError(absl::UnauthenticatedError(
+      absl::StrCat("proxy authentication failed: proxy ", route.display,
+                   " rejected the username/password of proxy user '", route.username, "'")));
 }
 
 ssize_t StreamRead(git_stream* stream, void* data, size_t len) {
@@ -151,11 +421,23 @@ ssize_t StreamRead(git_stream* stream, void* data, size_t len) {
     SetNetError(absl::StrCat("error receiving data from socket: ", std::strerror(errno)));
     return -1;
   }
+  st->read_since_write = true;
+  if (st->forwarding && n >= 12) {
+    NoteForwardProxyAnswer(st->op, absl::string_view(static_cast<const char*>(data), n));
+  }
   return n;
 }
 
 ssize_t StreamWrite(git_stream* stream, const char* data, size_t len, int flags) {
   DeadlineSocketStream* st = Cast(stream);
+  if (st->read_since_write && st->forwarding) {
+    // A new request on a connection to a forward proxy. Proxies such as
+    // tinyproxy close the connection after each answer without saying so
+    // (HTTP/1.1, no "Connection: close"), and libgit2 1.5 does not retry a
+    // request on a dead kept-alive connection: open a fresh one.
+    if (StreamConnect(stream) != 0) return -1;
+  }
+  st->read_since_write = false;
   ssize_t n;
   do {
     n = ::send(st->s, data, len, MSG_NOSIGNAL);
@@ -197,6 +479,8 @@ int StreamInit(git_stream** out, const char* host, const char* port) {
   st->port = ::strdup(port);
   st->s = -1;
   st->op = current_operation;
+  st->forwarding = false;
+  st->read_since_write = false;
   *out = &st->parent;
   return 0;
 }
@@ -237,6 +521,16 @@ bool NetworkOperation::timed_out() const {
 void NetworkOperation::MarkTimedOut() {
   absl::MutexLock lock(&mu_);
   timed_out_ = true;
+}
+
+absl::Status NetworkOperation::proxy_error() const {
+  absl::MutexLock lock(&mu_);
+  return proxy_error_;
+}
+
+void NetworkOperation::NoteProxyError(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  if (proxy_error_.ok()) proxy_error_ = std::move(status);
 }
 
 bool NetworkOperation::connect_failed() const {

@@ -84,6 +84,39 @@ struct GitRevision {
 //   Unavailable        unreachable host, connection refused, other transport
 //                      errors
 //   DeadlineExceeded   options.timeout passed
+//
+// The checkout options (FetchAndCheckout only):
+//   recurse_submodules  every gitlink of the commit whose path has a url in
+//       .gitmodules (at that commit) is fetched into its own cached bare
+//       repository <cache_dir>/modules/<sha1 of url> (incremental, like the
+//       main one) and its tree written at its path, recursively up to 10
+//       levels (go-git's default depth, FailedPrecondition beyond). Relative
+//       urls ("../x.git", "./x.git") resolve against the parent's url as git
+//       does; scp-like urls become ssh://. The same credentials, proxy and
+//       deadline are used. A gitlink without a .gitmodules url is left an
+//       empty directory (as git and go-git do). A local (file) submodule url
+//       is InvalidArgument unless the parent url is local too. Errors keep
+//       their code and are prefixed "submodule '<path>' (<url>): ".
+//       Without recurse_submodules, gitlinks are empty directories.
+//   sparse_checkout  only the listed paths (directories or files, matched by
+//       whole path components: "apps" selects apps/**, not apps-old/) and the
+//       directories leading to them are written. Leading "./" and trailing
+//       "/" are ignored; "." or "./" means the whole tree. A path that does
+//       not exist in the commit is NotFound ("sparse checkout dir '<path as
+//       given>' does not exist in repository", Flux's wording); an absolute
+//       path or one with ".." is InvalidArgument. With recurse_submodules, a
+//       path may reach into a submodule ("libs/sub/deploy").
+//   proxy  (also for ResolveRemote) address http://, https:// or socks5://
+//       (InvalidArgument otherwise, or for an ssh:// or git:// url through
+//       an http(s) proxy: Flux too proxies ssh only through SOCKS5). http
+//       urls go through an http proxy as absolute-form requests, https urls
+//       through a CONNECT tunnel, any url through a SOCKS5 tunnel; proxy
+//       credentials are sent up front (Basic, or SOCKS5 username/password).
+//       A proxy that cannot be reached is Unavailable ("failed to connect to
+//       proxy <address>"); a rejected or missing proxy password is
+//       Unauthenticated ("proxy authentication failed: proxy <address>
+//       rejected ..." / "proxy <address> requires authentication ...").
+//       Local file urls ignore the proxy.
 class GitFetcher {
  public:
   virtual ~GitFetcher() = default;

@@ -12,11 +12,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -29,13 +31,22 @@
 #include "source-controller/git/git_ref.h"
 #include "source-controller/git/git_url.h"
 #include "source-controller/git/known_hosts.h"
+#include "source-controller/git/proxy.h"
+#include "source-controller/git/sparse_checkout.h"
+#include "source-controller/git/submodules.h"
 #include "source-controller/git/x509_verify.h"
 
 namespace gitops::source {
 namespace {
 
 using internal::NetworkOperation;
+using internal::ProxyRoute;
 using internal::ScopedNetworkOperation;
+
+// go-git's (and so Flux's) default submodule recursion depth.
+constexpr int kMaxSubmoduleDepth = 10;
+// A .gitmodules larger than this is refused.
+constexpr size_t kMaxGitmodulesSize = 1 << 20;
 
 // RAII for libgit2 objects.
 struct RemoteFree {
@@ -69,8 +80,11 @@ struct CallbackState {
   const GitFetchOptions* options = nullptr;
   GitUrl url;
   NetworkOperation* op = nullptr;
+  // The proxy the remote is reached through; null for none.
+  const ProxyEndpoint* proxy = nullptr;
   int userpass_attempts = 0;
   int ssh_key_attempts = 0;
+  int proxy_attempts = 0;
   // First error raised inside a callback; it explains a failing call better
   // than libgit2's message.
   absl::Status callback_error;
@@ -166,6 +180,37 @@ int CheckCertificate(git_cert* cert, int valid, const char* host, void* payload)
   return valid ? 0 : GIT_ECERTIFICATE;
 }
 
+int AcquireProxyCredentials(git_credential** out, const char* url, const char* username_from_url,
+                            unsigned int allowed, void* payload) {
+  auto* state = static_cast<CallbackState*>(payload);
+  const ProxyEndpoint& proxy = *state->proxy;
+  if (!(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT)) {
+    state->Fail(absl::UnauthenticatedError(
+        absl::StrCat("proxy ", proxy.Url(), " asks for an unsupported authentication method")));
+    return GIT_EAUTH;
+  }
+  if (proxy.username.empty() && proxy.password.empty()) {
+    state->Fail(absl::UnauthenticatedError(absl::StrCat(
+        "proxy ", proxy.Url(), " requires authentication but no proxy username/password given")));
+    return GIT_EAUTH;
+  }
+  if (++state->proxy_attempts > 1) {
+    state->Fail(absl::UnauthenticatedError(
+        absl::StrCat("proxy authentication failed: proxy ", proxy.Url(),
+                     " rejected the username/password of proxy user '", proxy.username, "'")));
+    return GIT_EAUTH;
+  }
+  return git_credential_userpass_plaintext_new(out, proxy.username.c_str(), proxy.password.c_str());
+}
+
+int CheckProxyCertificate(git_cert* cert, int valid, const char* host, void* payload) {
+  auto* state = static_cast<CallbackState*>(payload);
+  if (valid) return 0;
+  state->Fail(absl::PermissionDeniedError(absl::StrCat(
+      "tls certificate of proxy ", state->proxy->Url(), " not trusted by the system")));
+  return GIT_ECERTIFICATE;
+}
+
 int CheckDeadline(CallbackState* state) {
   if (state->op->Expired()) {
     state->Fail(absl::DeadlineExceededError("timed out"));
@@ -196,9 +241,14 @@ git_remote_callbacks MakeCallbacks(CallbackState* state) {
 // Extra HTTP headers (the bearer token) with storage for libgit2's strarray.
 class CustomHeaders {
  public:
-  explicit CustomHeaders(const GitFetchOptions& options) {
+  // `proxy_authorization`: the value of a Proxy-Authorization header to send
+  // with every request, or empty.
+  CustomHeaders(const GitFetchOptions& options, absl::string_view proxy_authorization) {
     if (!options.credentials.bearer_token.empty()) {
       headers_.push_back(absl::StrCat("Authorization: Bearer ", options.credentials.bearer_token));
+    }
+    if (!proxy_authorization.empty()) {
+      headers_.push_back(absl::StrCat("Proxy-Authorization: ", proxy_authorization));
     }
     for (std::string& h : headers_) pointers_.push_back(h.data());
     array_.strings = pointers_.data();
@@ -217,8 +267,14 @@ std::string Scrub(std::string message, const GitFetchOptions& options) {
   const GitCredentials& c = options.credentials;
   std::string redacted = RedactUrl(options.url);
   if (redacted != options.url) absl::StrReplaceAll({{options.url, redacted}}, &message);
-  for (const std::string* secret : {&c.password, &c.bearer_token, &c.ssh_identity_passphrase}) {
+  for (const std::string* secret :
+       {&c.password, &c.bearer_token, &c.ssh_identity_passphrase, &options.proxy.password}) {
     if (secret->size() >= 3) absl::StrReplaceAll({{*secret, "***"}}, &message);
+  }
+  if (!options.proxy.password.empty()) {  // as sent in Proxy-Authorization
+    std::string basic =
+        absl::Base64Escape(absl::StrCat(options.proxy.username, ":", options.proxy.password));
+    absl::StrReplaceAll({{basic, "***"}}, &message);
   }
   return message;
 }
@@ -230,11 +286,30 @@ absl::Status TranslateError(int code, const CallbackState& state) {
     return absl::DeadlineExceededError(
         absl::StrCat("timed out after ", absl::FormatDuration(options.timeout)));
   }
+  // A proxy that refused us explains everything after it (a rejected proxy
+  // password can look like the remote asking for credentials).
+  if (state.op != nullptr) {
+    absl::Status proxy_error = state.op->proxy_error();
+    if (!proxy_error.ok()) {
+      return absl::Status(proxy_error.code(), Scrub(std::string(proxy_error.message()), options));
+    }
+  }
   if (!state.callback_error.ok()) return state.callback_error;
   const git_error* err = git_error_last();
   std::string message = err != nullptr && err->message != nullptr ? err->message : "unknown error";
   message = Scrub(std::string(absl::StripTrailingAsciiWhitespace(message)), options);
   int klass = err != nullptr ? err->klass : GIT_ERROR_NONE;
+  if (state.proxy != nullptr) {
+    // Errors a proxy answers with (tinyproxy: 500/502/503 when it cannot
+    // reach the remote) would otherwise look like the remote's own.
+    if (absl::StrContains(message, "proxy returned unexpected status")) {
+      return absl::UnavailableError(absl::StrCat(message, " (proxy ", state.proxy->Url(), ")"));
+    }
+    if (absl::StrContains(message, "status code: 50")) {
+      return absl::UnavailableError(
+          absl::StrCat(message, " (through proxy ", state.proxy->Url(), ")"));
+    }
+  }
   if (state.op != nullptr && state.op->connect_failed()) return absl::UnavailableError(message);
   // libssh2 fails by itself when the identity cannot be decrypted or used.
   if (code == GIT_EAUTH || absl::StrContains(message, "401") ||
@@ -264,19 +339,115 @@ absl::Status LibgitError(absl::string_view what) {
       absl::StrCat(what, ": ", err != nullptr && err->message ? err->message : "unknown error"));
 }
 
+// How one remote URL is reached through options.proxy.
+struct ProxyPlan {
+  std::optional<ProxyEndpoint> endpoint;
+  ProxyMode mode = ProxyMode::kNone;
+  std::string libgit2_url;  // for GIT_PROXY_SPECIFIED; no credentials
+};
+
+absl::StatusOr<ProxyPlan> PlanProxy(const GitProxy& proxy, const GitUrl& url) {
+  ProxyPlan plan;
+  if (proxy.address.empty()) return plan;
+  ASSIGN_OR_RETURN(ProxyEndpoint endpoint, ParseProxy(proxy));
+  ASSIGN_OR_RETURN(plan.mode, SelectProxyMode(url.scheme, &endpoint));
+  if (plan.mode == ProxyMode::kNone) return plan;
+  plan.libgit2_url = endpoint.Url();
+  plan.endpoint = std::move(endpoint);
+  return plan;
+}
+
+// For an http remote through an http proxy every request goes to the proxy:
+// send its credentials up front, as Go's http client (and so Flux) does.
+// (Waiting for the 407 challenge fails in libgit2 1.5 with proxies such as
+// tinyproxy, whose 407 body ends with the connection.)
+std::string ForwardProxyAuthorization(const ProxyPlan& plan) {
+  if (plan.mode != ProxyMode::kForward || !plan.endpoint) return "";
+  const ProxyEndpoint& p = *plan.endpoint;
+  if (p.username.empty() && p.password.empty()) return "";
+  return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(p.username, ":", p.password)));
+}
+
+// Everything one network operation (an ls-remote, or an ls-remote followed by
+// a download) needs: the deadline, the proxy route of our socket stream, the
+// callbacks' state and the extra headers.
+class NetworkSession {
+ public:
+  NetworkSession(const GitFetchOptions& options, const GitUrl& url, const ProxyPlan& plan,
+                 absl::Time deadline)
+      : op_(deadline),
+        scope_(&op_),
+        headers_(options, ForwardProxyAuthorization(plan)),
+        plan_(plan) {
+    state_.options = &options;
+    state_.url = url;
+    state_.op = &op_;
+    if (plan_.endpoint) {
+      state_.proxy = &*plan_.endpoint;
+      ProxyRoute route;
+      switch (plan_.mode) {
+        case ProxyMode::kLibgit2:
+          route.kind = ProxyRoute::Kind::kLibgit2;
+          break;
+        case ProxyMode::kForward:
+          route.kind = ProxyRoute::Kind::kForward;
+          break;
+        case ProxyMode::kConnect:
+          route.kind = ProxyRoute::Kind::kConnect;
+          break;
+        case ProxyMode::kSocks5:
+          route.kind = ProxyRoute::Kind::kSocks5;
+          break;
+        case ProxyMode::kNone:
+          break;
+      }
+      route.username = plan_.endpoint->username;
+      route.password = plan_.endpoint->password;
+      route.host = plan_.endpoint->host;
+      route.port = absl::StrCat(plan_.endpoint->port);
+      route.display = plan_.endpoint->Url();
+      op_.set_proxy_route(std::move(route));
+    }
+  }
+
+  git_remote_callbacks callbacks() { return MakeCallbacks(&state_); }
+  const git_strarray& headers() const { return headers_.array(); }
+  // libgit2's proxy options: only where libgit2 takes part in proxying.
+  git_proxy_options proxy_options() {
+    git_proxy_options proxy;
+    git_proxy_options_init(&proxy, GIT_PROXY_OPTIONS_VERSION);
+    if (plan_.mode == ProxyMode::kLibgit2 || plan_.mode == ProxyMode::kForward) {
+      proxy.type = GIT_PROXY_SPECIFIED;
+      proxy.url = plan_.libgit2_url.c_str();
+      proxy.credentials = AcquireProxyCredentials;
+      proxy.certificate_check = CheckProxyCertificate;
+      proxy.payload = &state_;
+    }
+    return proxy;
+  }
+  absl::Status Translate(int code) const { return TranslateError(code, state_); }
+
+ private:
+  NetworkOperation op_;
+  ScopedNetworkOperation scope_;
+  CustomHeaders headers_;
+  const ProxyPlan& plan_;
+  CallbackState state_;
+};
+
 // Connects `remote` for fetching and lists its refs.
-absl::StatusOr<std::vector<RemoteRef>> ListRefs(git_remote* remote, CallbackState& state,
-                                                const CustomHeaders& headers) {
+absl::StatusOr<std::vector<RemoteRef>> ListRefs(git_remote* remote, NetworkSession& session) {
   git_remote_connect_options connect;
   git_remote_connect_options_init(&connect, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
-  connect.callbacks = MakeCallbacks(&state);
-  connect.custom_headers = headers.array();
+  connect.callbacks = session.callbacks();
+  connect.custom_headers = session.headers();
+  connect.proxy_opts = session.proxy_options();
   int rc = git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &connect);
-  if (rc != 0) return TranslateError(rc, state);
+  if (rc != 0) return session.Translate(rc);
   const git_remote_head** heads = nullptr;
   size_t count = 0;
   rc = git_remote_ls(&heads, &count, remote);
-  if (rc != 0) return TranslateError(rc, state);
+  if (rc != 0) return session.Translate(rc);
   std::vector<std::pair<std::string, std::string>> raw;
   raw.reserve(count);
   for (size_t i = 0; i < count; ++i) raw.emplace_back(heads[i]->name, OidHex(&heads[i]->oid));
@@ -287,11 +458,12 @@ std::string Context(absl::string_view action, const GitFetchOptions& options) {
   return absl::StrCat(action, " ", RedactUrl(options.url), " ", DescribeReference(options.ref));
 }
 
-absl::Status ValidateOptions(const GitFetchOptions& options, GitUrl* url) {
+absl::Status ValidateOptions(const GitFetchOptions& options, GitUrl* url, ProxyPlan* plan) {
   auto parsed = ParseGitUrl(options.url);
   if (!parsed.ok()) return parsed.status();
   *url = *std::move(parsed);
   RETURN_IF_ERROR(ValidateReference(options.ref));
+  ASSIGN_OR_RETURN(*plan, PlanProxy(options.proxy, *url));
   // libgit2 reports a missing local repository as an unsupported protocol.
   std::error_code ec;
   if (url->scheme == "file" && !std::filesystem::exists(url->path, ec)) {
@@ -350,13 +522,27 @@ absl::Status SetRef(git_repository* repo, const std::string& name, const std::st
   return absl::OkStatus();
 }
 
-// Writes the tree of `commit` into `dir` (no .git): regular files (mode 0644,
-// or 0755 when executable), symlinks as symlinks, submodules as empty
-// directories. Faster than git_checkout_tree (no index, no workdir diff) and
-// refuses entry names that could escape `dir`.
+// A submodule commit (gitlink) met while writing a tree.
+struct Gitlink {
+  std::string path;  // relative to the repository being written
+  git_oid oid;
+  // The sparse checkout dirs below the gitlink, relative to it; empty when
+  // the whole submodule is wanted.
+  std::vector<SparseDir> sparse;
+};
+
+// Writes the tree of a commit into `root` (no .git): regular files (mode
+// 0644, or 0755 when executable), symlinks as symlinks, submodules as empty
+// directories (recorded in `gitlinks`). With `sparse` non-empty, only the
+// entries at or below those dirs (and the directories leading to them) are
+// written. Faster than git_checkout_tree (no index, no workdir diff) and
+// refuses entry names that could escape `root`.
 struct TreeWriter {
   git_repository* repo;
   std::string root;
+  const std::vector<SparseDir>* sparse;
+  std::vector<bool> matched;  // per sparse dir: an entry with that path exists
+  std::vector<Gitlink> gitlinks;
   absl::Status status;
 };
 
@@ -376,18 +562,42 @@ int WriteTreeEntry(const char* parent, const git_tree_entry* entry, void* payloa
     w->status = absl::DataLossError(absl::StrCat("refusing tree entry '", parent, name, "'"));
     return -1;
   }
-  std::string path = absl::StrCat(w->root, "/", parent, name);
+  const std::string rel = absl::StrCat(parent, name);
   git_filemode_t mode = git_tree_entry_filemode(entry);
+  SparseMatch match = SparseMatch::kInclude;
+  if (!w->sparse->empty()) {
+    for (size_t i = 0; i < w->sparse->size(); ++i) {
+      if ((*w->sparse)[i].path == rel) w->matched[i] = true;
+    }
+    match = MatchSparse(*w->sparse, rel);
+    if (match == SparseMatch::kExclude) return 1;  // skip it (and its subtree)
+    if (match == SparseMatch::kAncestor && mode != GIT_FILEMODE_TREE &&
+        mode != GIT_FILEMODE_COMMIT) {
+      return 0;  // a file where a wanted dir should be: reported as missing
+    }
+  }
+  std::string path = absl::StrCat(w->root, "/", rel);
   if (mode == GIT_FILEMODE_TREE || mode == GIT_FILEMODE_COMMIT) {
     if (::mkdir(path.c_str(), 0755) != 0) {
       w->status = absl::InternalError(absl::StrCat("mkdir ", path, ": ", std::strerror(errno)));
       return -1;
     }
-    return mode == GIT_FILEMODE_COMMIT ? 1 : 0;  // 1: do not descend
+    if (mode == GIT_FILEMODE_TREE) return 0;
+    Gitlink link{rel, *git_tree_entry_id(entry), {}};
+    if (match == SparseMatch::kAncestor) {
+      for (const SparseDir& dir : *w->sparse) {
+        if (absl::StartsWith(dir.path, rel) && dir.path.size() > rel.size() &&
+            dir.path[rel.size()] == '/') {
+          link.sparse.push_back(SparseDir{dir.path.substr(rel.size() + 1), dir.spec});
+        }
+      }
+    }
+    w->gitlinks.push_back(std::move(link));
+    return 1;  // a gitlink has no subtree in this repository
   }
   git_blob* blob = nullptr;
   if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(entry)) != 0) {
-    w->status = LibgitError(absl::StrCat("read blob ", parent, name));
+    w->status = LibgitError(absl::StrCat("read blob ", rel));
     return -1;
   }
   const char* data = static_cast<const char*>(git_blob_rawcontent(blob));
@@ -423,7 +633,7 @@ int WriteTreeEntry(const char* parent, const git_tree_entry* entry, void* payloa
   return 0;
 }
 
-absl::Status CheckoutTree(git_repository* repo, const git_oid& commit, const std::string& dir) {
+absl::StatusOr<ObjectPtr> CommitTree(git_repository* repo, const git_oid& commit) {
   git_object* obj = nullptr;
   if (git_object_lookup(&obj, repo, &commit, GIT_OBJECT_COMMIT) != 0) {
     return LibgitError("lookup commit");
@@ -433,15 +643,272 @@ absl::Status CheckoutTree(git_repository* repo, const git_oid& commit, const std
   if (git_object_peel(&tree, commit_obj.get(), GIT_OBJECT_TREE) != 0) {
     return LibgitError("read tree");
   }
-  ObjectPtr tree_obj(tree);
-  TreeWriter writer{repo, dir, absl::OkStatus()};
-  if (git_tree_walk(reinterpret_cast<git_tree*>(tree_obj.get()), GIT_TREEWALK_PRE, WriteTreeEntry,
-                    &writer) != 0) {
-    if (!writer.status.ok()) return writer.status;
-    return LibgitError(absl::StrCat("checkout into ", dir));
+  return ObjectPtr(tree);
+}
+
+// The .gitmodules of `tree`; empty when it has none.
+absl::StatusOr<std::vector<SubmoduleConfig>> ReadGitmodules(git_repository* repo, git_tree* tree) {
+  const git_tree_entry* entry = git_tree_entry_byname(tree, ".gitmodules");
+  if (entry == nullptr || git_tree_entry_type(entry) != GIT_OBJECT_BLOB) {
+    return std::vector<SubmoduleConfig>();
+  }
+  git_blob* blob = nullptr;
+  if (git_blob_lookup(&blob, repo, git_tree_entry_id(entry)) != 0) {
+    return LibgitError("read .gitmodules");
+  }
+  size_t size = static_cast<size_t>(git_blob_rawsize(blob));
+  if (size > kMaxGitmodulesSize) {
+    git_blob_free(blob);
+    return absl::InvalidArgumentError(
+        absl::StrCat(".gitmodules is larger than ", kMaxGitmodulesSize, " bytes"));
+  }
+  std::string text(static_cast<const char*>(git_blob_rawcontent(blob)), size);
+  git_blob_free(blob);
+  return ParseGitmodules(text);
+}
+
+// The cache repository of a submodule URL: <root cache>/modules/<sha1 of url>.
+std::string SubmoduleCacheDir(const std::string& cache_root, const std::string& url) {
+  git_oid oid;
+  git_odb_hash(&oid, url.data(), url.size(), GIT_OBJECT_BLOB);
+  return absl::StrCat(cache_root, "/modules/", OidHex(&oid));
+}
+
+absl::Status CheckSparseMatched(const TreeWriter& writer, bool recurse,
+                                absl::string_view location) {
+  for (size_t i = 0; i < writer.sparse->size(); ++i) {
+    if (writer.matched[i]) continue;
+    const SparseDir& dir = (*writer.sparse)[i];
+    std::string inside;
+    for (const Gitlink& link : writer.gitlinks) {
+      if (absl::StartsWith(dir.path, link.path) && dir.path.size() > link.path.size() &&
+          dir.path[link.path.size()] == '/') {
+        inside = link.path;
+      }
+    }
+    if (!inside.empty() && recurse) continue;  // checked in the submodule
+    std::string why;
+    if (!inside.empty()) {
+      why = absl::StrCat(" (it is inside submodule '", location, inside,
+                         "' and recurseSubmodules is off)");
+    }
+    return absl::NotFoundError(
+        absl::StrCat("sparse checkout dir '", dir.spec, "' does not exist in repository", why));
   }
   return absl::OkStatus();
 }
+
+// What the fetch of one repository (the GitRepository's or a submodule's)
+// produced.
+struct FetchedCommit {
+  ResolvedRef target;
+  git_oid commit;
+  int64_t received_objects = 0;
+  int64_t received_bytes = 0;
+};
+
+// Fetches options.ref from options.url into `repo` (the cache) unless it is
+// there already, and resolves the commit to check out.
+absl::StatusOr<FetchedCommit> FetchInto(git_repository* repo, const GitFetchOptions& options,
+                                        const GitUrl& url, const ProxyPlan& plan,
+                                        absl::Time deadline) {
+  FetchedCommit out;
+  ResolvedRef& target = out.target;
+  std::optional<ResolvedRef> offline = ResolveOffline(options.ref);
+  if (offline && offline->refname.empty() && ObjectExists(repo, offline->commit)) {
+    // A pinned commit already in the cache needs no network at all.
+    target = *offline;
+  } else {
+    NetworkSession session(options, url, plan, deadline);
+    git_remote* raw = nullptr;
+    if (git_remote_create_anonymous(&raw, repo, options.url.c_str()) != 0) {
+      return absl::InvalidArgumentError(Scrub(LibgitError("create remote").ToString(), options));
+    }
+    RemotePtr remote(raw);
+    ASSIGN_OR_RETURN(std::vector<RemoteRef> refs, ListRefs(remote.get(), session));
+    ASSIGN_OR_RETURN(target, ResolveRef(options.ref, refs));
+
+    // What to fetch: the one resolved ref, or for a commit-only ref every
+    // branch and tag (the commit may be on any of them).
+    std::vector<std::pair<std::string, std::string>> updates;  // ref -> oid
+    if (!target.refname.empty()) {
+      updates.emplace_back(target.refname, target.object_oid);
+    } else {
+      for (const RemoteRef& r : refs) {
+        if (absl::StartsWith(r.name, "refs/heads/") || absl::StartsWith(r.name, "refs/tags/")) {
+          updates.emplace_back(r.name, r.oid);
+        }
+      }
+    }
+    bool missing = false;
+    for (const auto& [name, oid] : updates) missing = missing || !ObjectExists(repo, oid);
+    if (missing) {
+      std::vector<std::string> specs;
+      for (const auto& [name, oid] : updates) specs.push_back(absl::StrCat("+", name, ":", name));
+      std::vector<char*> spec_ptrs;
+      for (std::string& s : specs) spec_ptrs.push_back(s.data());
+      git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
+      git_fetch_options fetch;
+      git_fetch_options_init(&fetch, GIT_FETCH_OPTIONS_VERSION);
+      fetch.callbacks = session.callbacks();
+      fetch.custom_headers = session.headers();
+      fetch.proxy_opts = session.proxy_options();
+      fetch.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+      fetch.prune = GIT_FETCH_NO_PRUNE;
+      fetch.update_fetchhead = 0;
+      int rc = git_remote_download(remote.get(), &refspecs, &fetch);
+      if (rc != 0) return session.Translate(rc);
+      const git_indexer_progress* stats = git_remote_stats(remote.get());
+      out.received_objects = stats->received_objects;
+      out.received_bytes = static_cast<int64_t>(stats->received_bytes);
+    }
+    git_remote_disconnect(remote.get());
+    // Keep the fetched refs so the next fetch negotiates from them.
+    for (const auto& [name, oid] : updates) {
+      if (ObjectExists(repo, oid)) RETURN_IF_ERROR(SetRef(repo, name, oid));
+    }
+  }
+
+  git_oid& commit = out.commit;
+  if (!ParseOid(target.commit, &commit) || !ObjectExists(repo, target.commit)) {
+    if (!options.ref.branch.empty() && SelectRefKind(options.ref) == RefKind::kCommit) {
+      return absl::NotFoundError(absl::StrCat("commit '", target.commit, "' not found in branch '",
+                                              options.ref.branch, "'"));
+    }
+    return absl::NotFoundError(absl::StrCat("commit '", target.commit, "' not found"));
+  }
+  {
+    git_object* obj = nullptr;
+    if (git_object_lookup(&obj, repo, &commit, GIT_OBJECT_ANY) != 0) {
+      return absl::NotFoundError(absl::StrCat("commit '", target.commit, "' not found"));
+    }
+    ObjectPtr holder(obj);
+    git_object* peeled = nullptr;
+    if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) != 0) {
+      return absl::NotFoundError(absl::StrCat("'", target.commit, "' is not a commit"));
+    }
+    git_oid_cpy(&commit, git_object_id(peeled));
+    git_object_free(peeled);
+    target.commit = OidHex(&commit);
+  }
+  if (SelectRefKind(options.ref) == RefKind::kCommit && !target.object_oid.empty()) {
+    // A commit pinned on a branch must be reachable from that branch.
+    git_oid tip;
+    ParseOid(target.object_oid, &tip);
+    if (!git_oid_equal(&tip, &commit) && git_graph_descendant_of(repo, &tip, &commit) != 1) {
+      return absl::NotFoundError(absl::StrCat("commit '", target.commit, "' not found in branch '",
+                                              options.ref.branch, "'"));
+    }
+  }
+  return out;
+}
+
+// One FetchAndCheckout call: writes a commit's tree and, with
+// recurse_submodules, its submodules' trees, recursively.
+class Checkout {
+ public:
+  Checkout(const GitFetchOptions& options, std::string cache_root, absl::Time deadline)
+      : options_(options), cache_root_(std::move(cache_root)), deadline_(deadline) {}
+
+  int64_t received_objects() const { return received_objects_; }
+  int64_t received_bytes() const { return received_bytes_; }
+
+  // Writes `commit` of `repo` (fetched from `repo_url`) into `dir`, which
+  // exists and is empty. `location` is the repository's path in the
+  // artifact ("" for the root, "a/b/" for a submodule), for messages.
+  absl::Status Write(git_repository* repo, const git_oid& commit, const std::string& repo_url,
+                     const std::string& dir, const std::vector<SparseDir>& sparse,
+                     const std::string& location, int depth) {
+    ASSIGN_OR_RETURN(ObjectPtr tree_obj, CommitTree(repo, commit));
+    auto* tree = reinterpret_cast<git_tree*>(tree_obj.get());
+    TreeWriter writer{repo, dir, &sparse, std::vector<bool>(sparse.size(), false), {}, {}};
+    if (git_tree_walk(tree, GIT_TREEWALK_PRE, WriteTreeEntry, &writer) != 0) {
+      if (!writer.status.ok()) return writer.status;
+      return LibgitError(absl::StrCat("checkout into ", dir));
+    }
+    RETURN_IF_ERROR(CheckSparseMatched(writer, options_.recurse_submodules, location));
+    if (!options_.recurse_submodules || writer.gitlinks.empty()) return absl::OkStatus();
+
+    absl::StatusOr<std::vector<SubmoduleConfig>> modules = ReadGitmodules(repo, tree);
+    if (!modules.ok()) {
+      return common::Annotate(
+          modules.status(),
+          absl::StrCat("submodules of '", location.empty() ? "/" : location, "'"));
+    }
+    for (const Gitlink& link : writer.gitlinks) {
+      const SubmoduleConfig* config = nullptr;
+      for (const SubmoduleConfig& m : *modules) {
+        if (m.path == link.path) config = &m;
+      }
+      std::string where = absl::StrCat(location, link.path);
+      if (config == nullptr || config->url.empty()) {
+        // git and go-git leave such a gitlink alone, too.
+        if (!link.sparse.empty()) {
+          return absl::NotFoundError(absl::StrCat("sparse checkout dir '", link.sparse.front().spec,
+                                                  "' is inside submodule '", where,
+                                                  "', which has no url in .gitmodules"));
+        }
+        common::LogInfo("submodule has no url in .gitmodules; left empty",
+                        {{"path", where}, {"url", RedactUrl(options_.url)}});
+        continue;
+      }
+      if (depth + 1 > kMaxSubmoduleDepth) {
+        return absl::FailedPreconditionError(absl::StrCat("submodule '", where,
+                                                          "': submodules nested deeper than ",
+                                                          kMaxSubmoduleDepth, " levels"));
+      }
+      absl::Status s = WriteSubmodule(link, *config, repo_url, absl::StrCat(dir, "/", link.path),
+                                      where, depth + 1);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status WriteSubmodule(const Gitlink& link, const SubmoduleConfig& config,
+                              const std::string& parent_url, const std::string& dir,
+                              const std::string& where, int depth) {
+    auto context = [&](absl::string_view url) {
+      return absl::StrCat("submodule '", where, "' (", RedactUrl(url), ")");
+    };
+    absl::StatusOr<std::string> url = ResolveSubmoduleUrl(parent_url, config.url);
+    if (!url.ok()) return common::Annotate(url.status(), context(config.url));
+    GitFetchOptions sub = options_;
+    sub.url = *url;
+    sub.ref = GitReference();
+    sub.ref.commit = OidHex(&link.oid);
+    sub.sparse_checkout.clear();
+    GitUrl parsed;
+    ProxyPlan plan;
+    absl::Status valid = ValidateOptions(sub, &parsed, &plan);
+    if (!valid.ok()) return common::Annotate(valid, context(*url));
+    if (parsed.scheme == "file") {
+      absl::StatusOr<GitUrl> parent = ParseGitUrl(parent_url);
+      if (!parent.ok() || parent->scheme != "file") {
+        // git refuses these too (protocol.file.allow=user): a remote
+        // repository must not pull files of this machine into the artifact.
+        return absl::InvalidArgumentError(
+            absl::StrCat(context(*url),
+                         ": local submodule urls are only allowed when the "
+                         "repository itself is local"));
+      }
+    }
+    absl::StatusOr<RepoPtr> repo = OpenOrInitBare(SubmoduleCacheDir(cache_root_, *url));
+    if (!repo.ok()) return common::Annotate(repo.status(), context(*url));
+    absl::StatusOr<FetchedCommit> fetched = FetchInto(repo->get(), sub, parsed, plan, deadline_);
+    if (!fetched.ok()) return common::Annotate(fetched.status(), context(*url));
+    received_objects_ += fetched->received_objects;
+    received_bytes_ += fetched->received_bytes;
+    return Write(repo->get(), fetched->commit, *url, dir, link.sparse, absl::StrCat(where, "/"),
+                 depth);
+  }
+
+  const GitFetchOptions& options_;
+  const std::string cache_root_;
+  const absl::Time deadline_;
+  int64_t received_objects_ = 0;
+  int64_t received_bytes_ = 0;
+};
 
 // Serializes calls on the same cache directory.
 std::shared_ptr<absl::Mutex> CacheLock(const std::string& cache_dir) {
@@ -483,21 +950,16 @@ class Libgit2Fetcher : public GitFetcher {
 
   absl::StatusOr<GitRevision> DoResolveRemote(const GitFetchOptions& options) {
     GitUrl url;
-    RETURN_IF_ERROR(ValidateOptions(options, &url));
+    ProxyPlan plan;
+    RETURN_IF_ERROR(ValidateOptions(options, &url, &plan));
     if (auto offline = ResolveOffline(options.ref)) return ToRevision(*offline);
-    NetworkOperation op(absl::Now() + options.timeout);
-    ScopedNetworkOperation scope(&op);
-    CallbackState state;
-    state.options = &options;
-    state.url = url;
-    state.op = &op;
-    CustomHeaders headers(options);
+    NetworkSession session(options, url, plan, absl::Now() + options.timeout);
     git_remote* raw = nullptr;
     if (git_remote_create_detached(&raw, options.url.c_str()) != 0) {
       return absl::InvalidArgumentError(Scrub(LibgitError("create remote").ToString(), options));
     }
     RemotePtr remote(raw);
-    ASSIGN_OR_RETURN(std::vector<RemoteRef> refs, ListRefs(remote.get(), state, headers));
+    ASSIGN_OR_RETURN(std::vector<RemoteRef> refs, ListRefs(remote.get(), session));
     git_remote_disconnect(remote.get());
     ASSIGN_OR_RETURN(ResolvedRef resolved, ResolveRef(options.ref, refs));
     return ToRevision(resolved);
@@ -506,109 +968,27 @@ class Libgit2Fetcher : public GitFetcher {
   absl::StatusOr<GitRevision> DoFetchAndCheckout(const GitFetchOptions& options,
                                                  const std::string& cache_dir,
                                                  const std::string& checkout_dir) {
+    absl::Time deadline = absl::Now() + options.timeout;
     GitUrl url;
-    RETURN_IF_ERROR(ValidateOptions(options, &url));
+    ProxyPlan plan;
+    RETURN_IF_ERROR(ValidateOptions(options, &url, &plan));
+    ASSIGN_OR_RETURN(std::vector<SparseDir> sparse,
+                     NormalizeSparseCheckout(options.sparse_checkout));
     RETURN_IF_ERROR(EnsureEmptyDir(checkout_dir));
     ASSIGN_OR_RETURN(RepoPtr repo, OpenOrInitBare(cache_dir));
-
-    GitRevision out;
-    ResolvedRef target;
-    std::optional<ResolvedRef> offline = ResolveOffline(options.ref);
-    if (offline && offline->refname.empty() && ObjectExists(repo.get(), offline->commit)) {
-      // A pinned commit already in the cache needs no network at all.
-      target = *offline;
-    } else {
-      NetworkOperation op(absl::Now() + options.timeout);
-      ScopedNetworkOperation scope(&op);
-      CallbackState state;
-      state.options = &options;
-      state.url = url;
-      state.op = &op;
-      CustomHeaders headers(options);
-      git_remote* raw = nullptr;
-      if (git_remote_create_anonymous(&raw, repo.get(), options.url.c_str()) != 0) {
-        return absl::InvalidArgumentError(Scrub(LibgitError("create remote").ToString(), options));
-      }
-      RemotePtr remote(raw);
-      ASSIGN_OR_RETURN(std::vector<RemoteRef> refs, ListRefs(remote.get(), state, headers));
-      ASSIGN_OR_RETURN(target, ResolveRef(options.ref, refs));
-
-      // What to fetch: the one resolved ref, or for a commit-only ref every
-      // branch and tag (the commit may be on any of them).
-      std::vector<std::pair<std::string, std::string>> updates;  // ref -> oid
-      if (!target.refname.empty()) {
-        updates.emplace_back(target.refname, target.object_oid);
-      } else {
-        for (const RemoteRef& r : refs) {
-          if (absl::StartsWith(r.name, "refs/heads/") || absl::StartsWith(r.name, "refs/tags/")) {
-            updates.emplace_back(r.name, r.oid);
-          }
-        }
-      }
-      bool missing = false;
-      for (const auto& [name, oid] : updates) missing = missing || !ObjectExists(repo.get(), oid);
-      if (missing) {
-        std::vector<std::string> specs;
-        for (const auto& [name, oid] : updates) specs.push_back(absl::StrCat("+", name, ":", name));
-        std::vector<char*> spec_ptrs;
-        for (std::string& s : specs) spec_ptrs.push_back(s.data());
-        git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
-        git_fetch_options fetch;
-        git_fetch_options_init(&fetch, GIT_FETCH_OPTIONS_VERSION);
-        fetch.callbacks = MakeCallbacks(&state);
-        fetch.custom_headers = headers.array();
-        fetch.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-        fetch.prune = GIT_FETCH_NO_PRUNE;
-        fetch.update_fetchhead = 0;
-        int rc = git_remote_download(remote.get(), &refspecs, &fetch);
-        if (rc != 0) return TranslateError(rc, state);
-        const git_indexer_progress* stats = git_remote_stats(remote.get());
-        out.received_objects = stats->received_objects;
-        out.received_bytes = static_cast<int64_t>(stats->received_bytes);
-      }
-      git_remote_disconnect(remote.get());
-      // Keep the fetched refs so the next fetch negotiates from them.
-      for (const auto& [name, oid] : updates) {
-        if (ObjectExists(repo.get(), oid)) RETURN_IF_ERROR(SetRef(repo.get(), name, oid));
-      }
+    ASSIGN_OR_RETURN(FetchedCommit fetched, FetchInto(repo.get(), options, url, plan, deadline));
+    Checkout checkout(options, cache_dir, deadline);
+    RETURN_IF_ERROR(
+        checkout.Write(repo.get(), fetched.commit, options.url, checkout_dir, sparse, "", 0));
+    GitRevision rev = ToRevision(fetched.target);
+    git_commit* commit = nullptr;
+    if (git_commit_lookup(&commit, repo.get(), &fetched.commit) == 0) {
+      const char* message = git_commit_message(commit);
+      if (message != nullptr) rev.message = message;
+      git_commit_free(commit);
     }
-
-    git_oid commit;
-    if (!ParseOid(target.commit, &commit) || !ObjectExists(repo.get(), target.commit)) {
-      if (!options.ref.branch.empty() && SelectRefKind(options.ref) == RefKind::kCommit) {
-        return absl::NotFoundError(absl::StrCat(
-            "commit '", target.commit, "' not found in branch '", options.ref.branch, "'"));
-      }
-      return absl::NotFoundError(absl::StrCat("commit '", target.commit, "' not found"));
-    }
-    {
-      git_object* obj = nullptr;
-      if (git_object_lookup(&obj, repo.get(), &commit, GIT_OBJECT_ANY) != 0) {
-        return absl::NotFoundError(absl::StrCat("commit '", target.commit, "' not found"));
-      }
-      ObjectPtr holder(obj);
-      git_object* peeled = nullptr;
-      if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) != 0) {
-        return absl::NotFoundError(absl::StrCat("'", target.commit, "' is not a commit"));
-      }
-      git_oid_cpy(&commit, git_object_id(peeled));
-      git_object_free(peeled);
-      target.commit = OidHex(&commit);
-    }
-    if (SelectRefKind(options.ref) == RefKind::kCommit && !target.object_oid.empty()) {
-      // A commit pinned on a branch must be reachable from that branch.
-      git_oid tip;
-      ParseOid(target.object_oid, &tip);
-      if (!git_oid_equal(&tip, &commit) &&
-          git_graph_descendant_of(repo.get(), &tip, &commit) != 1) {
-        return absl::NotFoundError(absl::StrCat(
-            "commit '", target.commit, "' not found in branch '", options.ref.branch, "'"));
-      }
-    }
-    RETURN_IF_ERROR(CheckoutTree(repo.get(), commit, checkout_dir));
-    GitRevision rev = ToRevision(target);
-    rev.received_objects = out.received_objects;
-    rev.received_bytes = out.received_bytes;
+    rev.received_objects = fetched.received_objects + checkout.received_objects();
+    rev.received_bytes = fetched.received_bytes + checkout.received_bytes();
     return rev;
   }
 };

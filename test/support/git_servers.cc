@@ -377,6 +377,94 @@ std::string GitSshServer::known_hosts_line() const {
   return absl::StrCat("[127.0.0.1]:", port_, " ", host_.public_key);
 }
 
+absl::StatusOr<std::unique_ptr<TinyProxy>> TinyProxy::Start(const Options& options) {
+  std::unique_ptr<TinyProxy> proxy(new TinyProxy());
+  proxy->dir_ = MakeTempDir("tinyproxy");
+  const std::string& dir = proxy->dir_;
+  absl::Status s = WithFreePort([&](int port) -> absl::Status {
+    std::string log = absl::StrCat(dir, "/tinyproxy-", port, ".log");
+    std::string conf = absl::StrCat("Port ", port, "\nListen 127.0.0.1\nTimeout 30\nLogFile \"",
+                                    log, "\"\nLogLevel Info\nMaxClients 20\n");
+    if (!options.username.empty()) {
+      absl::StrAppend(&conf, "BasicAuth ", options.username, " ", options.password, "\n");
+    }
+    std::string conf_path = absl::StrCat(dir, "/tinyproxy-", port, ".conf");
+    if (absl::Status w = WriteFile(conf_path, conf); !w.ok()) return w;
+    auto server = StartServer({"tinyproxy", "-d", "-c", conf_path},
+                              absl::StrCat(dir, "/tinyproxy-", port, ".out"));
+    if (!server.ok()) return server.status();
+    if (absl::Status ready = WaitUntilListening(**server, port); !ready.ok()) return ready;
+    proxy->port_ = port;
+    proxy->log_path_ = log;
+    proxy->proxy_ = *std::move(server);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return proxy;
+}
+
+TinyProxy::~TinyProxy() {
+  proxy_.reset();
+  if (!dir_.empty()) RemoveTree(dir_);
+}
+
+std::string TinyProxy::Address() const { return absl::StrCat("http://127.0.0.1:", port_); }
+
+std::string TinyProxy::ReadLog() const {
+  auto log = ReadFile(log_path_);
+  return log.ok() ? *log : "";
+}
+
+absl::StatusOr<std::unique_ptr<SshSocksProxy>> SshSocksProxy::Start(const GitSshServer& sshd) {
+  std::unique_ptr<SshSocksProxy> proxy(new SshSocksProxy());
+  proxy->dir_ = MakeTempDir("ssh-socks");
+  const std::string& dir = proxy->dir_;
+  std::string key = dir + "/client_key";
+  if (absl::Status w = WriteFile(key, sshd.client_private_key()); !w.ok()) return w;
+  ::chmod(key.c_str(), 0600);
+  absl::Status s = WithFreePort([&](int port) -> absl::Status {
+    auto server = StartServer({"ssh",
+                               "-N",
+                               "-v",
+                               "-D",
+                               absl::StrCat("127.0.0.1:", port),
+                               "-p",
+                               absl::StrCat(sshd.port()),
+                               "-i",
+                               key,
+                               "-F",
+                               "/dev/null",
+                               "-o",
+                               "StrictHostKeyChecking=no",
+                               "-o",
+                               "UserKnownHostsFile=/dev/null",
+                               "-o",
+                               "BatchMode=yes",
+                               "-o",
+                               "ExitOnForwardFailure=yes",
+                               "-o",
+                               "IdentitiesOnly=yes",
+                               absl::StrCat(sshd.user(), "@127.0.0.1")},
+                              absl::StrCat(dir, "/ssh-", port, ".log"));
+    if (!server.ok()) return server.status();
+    if (absl::Status ready = WaitUntilListening(**server, port); !ready.ok()) return ready;
+    proxy->port_ = port;
+    proxy->ssh_ = *std::move(server);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return proxy;
+}
+
+SshSocksProxy::~SshSocksProxy() {
+  ssh_.reset();
+  if (!dir_.empty()) RemoveTree(dir_);
+}
+
+std::string SshSocksProxy::Address() const { return absl::StrCat("socks5://127.0.0.1:", port_); }
+
+std::string SshSocksProxy::ReadLog() const { return ssh_ ? ssh_->proc().ReadLog() : ""; }
+
 absl::StatusOr<std::unique_ptr<SilentTcpListener>> SilentTcpListener::Create() {
   std::unique_ptr<SilentTcpListener> l(new SilentTcpListener());
   l->fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

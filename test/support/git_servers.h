@@ -141,6 +141,7 @@ class GitSshServer {
   // Also accepts `public_key` ("<type> <base64>") from now on.
   absl::Status AuthorizeKey(const std::string& public_key);
   const std::string& host_public_key() const { return host_.public_key; }
+  const std::string& user() const { return user_; }
 
  private:
   GitSshServer() = default;
@@ -150,6 +151,51 @@ class GitSshServer {
   SshKeyPair host_;
   SshKeyPair client_;
   std::unique_ptr<ServerProcess> sshd_;
+};
+
+// tinyproxy (an HTTP forward proxy that also does CONNECT) on 127.0.0.1:<free
+// port>, in the foreground with its own config; basic auth when username is
+// non-empty.
+class TinyProxy {
+ public:
+  struct Options {
+    std::string username;
+    std::string password;
+  };
+  static absl::StatusOr<std::unique_ptr<TinyProxy>> Start(const Options& options);
+  ~TinyProxy();
+  int port() const { return port_; }
+  // http://127.0.0.1:<port>
+  std::string Address() const;
+  // tinyproxy's log so far: one "Request (file descriptor N): GET http://..."
+  // or "... CONNECT host:port ..." line per proxied request.
+  std::string ReadLog() const;
+
+ private:
+  TinyProxy() = default;
+  int port_ = 0;
+  std::string dir_;
+  std::string log_path_;
+  std::unique_ptr<ServerProcess> proxy_;
+};
+
+// A SOCKS5 proxy on 127.0.0.1:<free port> without authentication: OpenSSH's
+// dynamic forwarding (`ssh -N -D`) through `sshd`. Its verbose log names
+// every connection it forwards.
+class SshSocksProxy {
+ public:
+  static absl::StatusOr<std::unique_ptr<SshSocksProxy>> Start(const GitSshServer& sshd);
+  ~SshSocksProxy();
+  int port() const { return port_; }
+  // socks5://127.0.0.1:<port>
+  std::string Address() const;
+  std::string ReadLog() const;
+
+ private:
+  SshSocksProxy() = default;
+  int port_ = 0;
+  std::string dir_;
+  std::unique_ptr<ServerProcess> ssh_;
 };
 
 // A TCP listener on 127.0.0.1 that never accepts or answers: connections
