@@ -81,6 +81,25 @@ absl::StatusOr<int64_t> TreeBytes(const fs::path& root, int64_t stop_after) {
   return total;
 }
 
+// Flux's AuthOptions.Validate: what each transport needs before any
+// connection is tried.
+absl::Status ValidateAuthOptions(absl::string_view scheme, const GitCredentials& c) {
+  if (scheme == "ssh") {
+    if (c.ssh_identity.empty()) {
+      return absl::InvalidArgumentError("invalid 'ssh' auth option: 'identity' is required");
+    }
+    if (c.ssh_known_hosts.empty()) {
+      return absl::InvalidArgumentError("invalid 'ssh' auth option: 'known_hosts' is required");
+    }
+  } else if (scheme == "http" || scheme == "https") {
+    if (c.username.empty() && !c.password.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid '", scheme, "' auth option: 'password' requires 'username' to be set"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 SourceKey KeyOf(const GitRepository& repo) {
@@ -155,11 +174,11 @@ class GitRepositoryReconciler::Run {
     Mark(condition, "True", reason, message);
     return Failure(kind, reason, absl::Status(code, message));
   }
+  // Flux retries every clone failure with backoff, a bad semver range or
+  // an unusable CA included: the remote or the Secret may change.
   ReconcileOutcome GitFailure(const absl::Status& s) {
-    // A bad semver range or malformed commit will not fix itself.
-    return Fail(absl::IsInvalidArgument(s) ? ReconcileKind::kStalled : ReconcileKind::kFailed,
-                kFetchFailedCondition, kGitOperationFailedReason, s.code(),
-                absl::StrCat("failed to checkout and determine revision: ", s.message()));
+    return Fail(ReconcileKind::kFailed, kFetchFailedCondition, kGitOperationFailedReason,
+                s.code(), absl::StrCat("failed to checkout and determine revision: ", s.message()));
   }
   // Flux's gitContentConfigChanged: anything besides the commit that shapes
   // the artifact differs from what the stored one was built with.
@@ -395,7 +414,8 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
         in_.proxy.status().code(),
         absl::StrCat("failed to configure proxy options: ", in_.proxy.status().message())));
   }
-  if (auto url = ParseGitUrl(spec.url); !url.ok()) {
+  auto url = ParseGitUrl(spec.url);
+  if (!url.ok()) {
     return Summarize(Fail(ReconcileKind::kStalled, kFetchFailedCondition, kURLInvalidReason,
                           url.status().code(), url.status().message()));
   }
@@ -403,6 +423,12 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
     return Summarize(Fail(ReconcileKind::kFailed, kFetchFailedCondition,
                           kAuthenticationFailedReason, in_.credentials.status().code(),
                           in_.credentials.status().message()));
+  }
+  if (absl::Status valid = ValidateAuthOptions(url->scheme, *in_.credentials); !valid.ok()) {
+    return Summarize(Fail(ReconcileKind::kFailed, kFetchFailedCondition,
+                          kAuthenticationFailedReason, valid.code(),
+                          absl::StrCat("failed to configure authentication options: ",
+                                       valid.message())));
   }
   std::vector<ArtifactStatus> includes;
   for (size_t i = 0; i < spec.include.size(); ++i) {
@@ -551,8 +577,16 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
                            "failed to load source ignore patterns from repository: ",
                            ignore.status());
   }
+  // Flux's reasons: a new source cannot create its directory, an existing
+  // one cannot write the archive.
+  const bool had_dir = fs::is_directory(
+      fs::path(r_.deps_.storage->root()) / fs::path(ArtifactPath(key_, "x")).parent_path(), ec);
   auto temp = r_.deps_.storage->NewTempPath(key_);
   if (!temp.ok()) {
+    if (had_dir) {
+      return storage_failure(kArchiveOperationFailedReason,
+                             "unable to archive artifact to storage: ", temp.status());
+    }
     return storage_failure(kDirCreationFailedReason, "failed to create artifact directory: ",
                            temp.status());
   }

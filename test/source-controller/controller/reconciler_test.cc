@@ -381,6 +381,36 @@ TEST_F(ReconcilerTest, WrongCredentialsOverHttpAreGitOperationFailed) {
   EXPECT_EQ(Cond(kFetchFailedCondition), nullptr);
 }
 
+// Flux validates the Secret against the transport before any connection.
+TEST_F(ReconcilerTest, IncompleteCredentialsForTheTransportAreAuthenticationFailed) {
+  repo_.spec.url = "ssh://git@127.0.0.1:1/repo.git";
+  GitCredentials no_known_hosts;
+  no_known_hosts.ssh_identity = "-----BEGIN OPENSSH PRIVATE KEY-----\n";
+  ReconcileInputs in;
+  in.credentials = no_known_hosts;
+  ReconcileOutcome o = reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(o.kind, ReconcileKind::kFailed);
+  EXPECT_EQ(o.reason, kAuthenticationFailedReason);
+  EXPECT_EQ(Cond(kFetchFailedCondition)->message,
+            "failed to configure authentication options: invalid 'ssh' auth option: "
+            "'known_hosts' is required");
+  in.credentials = GitCredentials{};
+  reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(Cond(kReadyCondition)->message,
+            "failed to configure authentication options: invalid 'ssh' auth option: 'identity' "
+            "is required");
+
+  repo_.spec.url = "https://127.0.0.1:1/repo.git";
+  GitCredentials password_only;
+  password_only.password = "p4ss";
+  in.credentials = password_only;
+  reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(Cond(kReadyCondition)->message,
+            "failed to configure authentication options: invalid 'https' auth option: 'password' "
+            "requires 'username' to be set");
+  EXPECT_EQ(git_->resolves() + git_->fetches(), 0) << "no connection attempted";
+}
+
 TEST_F(ReconcilerTest, UnsupportedUrlSchemeIsStalled) {
   repo_.spec.url = "ftp://example.com/repo.git";
   absl::Status s = reconciler_->Reconcile(repo_, GitCredentials{}, t0_);
