@@ -140,25 +140,27 @@ TEST(ParseGitRepositoryTest, InvalidManifestsNameTheFieldAtFault) {
        "spec.ignore: must be a string"},
       {"suspend not a boolean", [](Json& m) { m["spec"]["suspend"] = "true"; },
        "spec.suspend: must be a boolean"},
-      {"include",
+      {"include without repository",
+       [](Json& m) { m["spec"]["include"] = Json::array({{{"toPath", "x"}}}); },
+       "spec.include[0].repository: required"},
+      {"include not a list", [](Json& m) { m["spec"]["include"] = "lib"; },
+       "spec.include: must be a list"},
+      {"verify without secretRef", [](Json& m) { m["spec"]["verify"] = {{"mode", "HEAD"}}; },
+       "spec.verify.secretRef: required"},
+      {"verify with an unknown mode",
        [](Json& m) {
-         m["spec"]["include"] = Json::array({{{"repository", {{"name", "x"}}}}});
+         m["spec"]["verify"] = {{"mode", "commit"}, {"secretRef", {{"name", "k"}}}};
        },
-       "spec.include: not supported"},
-      {"verify",
-       [](Json& m) {
-         m["spec"]["verify"] = {{"mode", "HEAD"}};
-       },
-       "spec.verify: not supported"},
-      {"recurseSubmodules", [](Json& m) { m["spec"]["recurseSubmodules"] = true; },
-       "spec.recurseSubmodules: not supported"},
-      {"sparseCheckout", [](Json& m) { m["spec"]["sparseCheckout"] = Json::array({"deploy/"}); },
-       "spec.sparseCheckout: not supported"},
-      {"proxySecretRef",
-       [](Json& m) {
-         m["spec"]["proxySecretRef"] = {{"name", "proxy"}};
-       },
-       "spec.proxySecretRef: not supported"},
+       "spec.verify.mode: unsupported value \"commit\""},
+      {"recurseSubmodules not a boolean", [](Json& m) { m["spec"]["recurseSubmodules"] = "yes"; },
+       "spec.recurseSubmodules: must be a boolean"},
+      {"sparseCheckout not a list", [](Json& m) { m["spec"]["sparseCheckout"] = "deploy/"; },
+       "spec.sparseCheckout: must be a list of directories"},
+      {"proxySecretRef without name",
+       [](Json& m) { m["spec"]["proxySecretRef"] = Json::object(); },
+       "spec.proxySecretRef.name: required"},
+      {"cloud provider", [](Json& m) { m["spec"]["provider"] = "github"; },
+       "spec.provider: \"github\" is not supported by this controller (only generic)"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -170,6 +172,59 @@ TEST(ParseGitRepositoryTest, InvalidManifestsNameTheFieldAtFault) {
     EXPECT_TRUE(absl::StrContains(repo.status().message(), c.want_message))
         << "got: " << repo.status().message() << "\nwant substring: " << c.want_message;
   }
+}
+
+TEST(ParseGitRepositoryTest, ReadsIncludeVerifySubmodulesSparseCheckoutAndProxy) {
+  Json m = Minimal();
+  m["spec"]["include"] = Json::array(
+      {{{"repository", {{"name", "lib"}}}, {"fromPath", "deploy"}, {"toPath", "vendor/lib"}},
+       {{"repository", {{"name", "other"}}}}});
+  m["spec"]["verify"] = {{"mode", "head"}, {"secretRef", {{"name", "pgp"}}}};
+  m["spec"]["recurseSubmodules"] = true;
+  m["spec"]["sparseCheckout"] = Json::array({"./deploy", "apps/"});
+  m["spec"]["proxySecretRef"] = {{"name", "proxy"}};
+  m["spec"]["provider"] = "generic";
+  auto repo = ParseGitRepository(m);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  ASSERT_EQ(repo->spec.include.size(), 2u);
+  EXPECT_EQ(repo->spec.include[0].repository, "lib");
+  EXPECT_EQ(repo->spec.include[0].from_path, "deploy");
+  EXPECT_EQ(repo->spec.include[0].ToPath(), "vendor/lib");
+  EXPECT_EQ(repo->spec.include[1].ToPath(), "other") << "Flux's default: the repository name";
+  ASSERT_TRUE(repo->spec.verify.has_value());
+  EXPECT_EQ(repo->spec.verify->mode, "head") << "kept as written, like Flux";
+  EXPECT_EQ(repo->spec.verify->secret_name, "pgp");
+  EXPECT_TRUE(repo->spec.recurse_submodules);
+  EXPECT_EQ(*repo->spec.sparse_checkout, (std::vector<std::string>{"./deploy", "apps/"}));
+  EXPECT_EQ(repo->spec.proxy_secret_name, "proxy");
+}
+
+// The status stanza round-trips with Flux's field names.
+TEST(StatusJsonTest, RoundTripsEveryObservedField) {
+  GitRepositoryStatus s;
+  ArtifactStatus a;
+  a.path = "gitrepository/ns/lib/abc.tar.gz";
+  a.revision = "main@sha1:0123";
+  a.digest = "sha256:abc";
+  a.size = 10;
+  a.last_update_time = absl::FromUnixSeconds(1700000000);
+  a.metadata = {{"k", "v"}};
+  s.artifact = a;
+  s.included_artifacts = {a};
+  s.observed_recurse_submodules = true;
+  s.observed_include = {GitRepositoryInclude{"lib", "deploy", ""}};
+  s.observed_sparse_checkout = std::vector<std::string>{"deploy"};
+  s.source_verification_mode = "HEAD";
+  s.last_handled_reconcile_at = "now";
+  Json j = StatusToJson(s);
+  EXPECT_EQ(j["artifact"]["metadata"]["k"], "v");
+  EXPECT_EQ(j["includedArtifacts"][0]["digest"], "sha256:abc");
+  EXPECT_EQ(j["observedRecurseSubmodules"], true);
+  EXPECT_EQ(j["observedInclude"], Json::parse(R"([{"repository":{"name":"lib"},"fromPath":"deploy"}])"));
+  EXPECT_EQ(j["observedSparseCheckout"], Json::array({"deploy"}));
+  EXPECT_EQ(j["sourceVerificationMode"], "HEAD");
+  EXPECT_EQ(j["lastHandledReconcileAt"], "now");
+  EXPECT_EQ(StatusToJson(StatusFromJson(j)), j);
 }
 
 // Plain YAML scalars resolve to numbers and booleans (`kind: true`); reading
