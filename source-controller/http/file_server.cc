@@ -231,11 +231,10 @@ class HttplibFileServer : public ArtifactFileServer {
 
   void Shutdown(absl::Duration grace) override {
     std::unique_lock<std::mutex> lock(mu_);
-    if (stopped_) return;
+    if (draining_) return;  // the first call does the work
     draining_ = true;
     idle_.wait_for(lock, absl::ToChronoNanoseconds(std::max(grace, absl::ZeroDuration())),
                    [this] { return in_flight_.empty(); });
-    stopped_ = true;
     // Past the grace: cut the downloads still running, or a client that
     // stopped reading would hold the stop for the whole write timeout. The
     // lock keeps their responses, hence their sockets, alive meanwhile.
@@ -378,7 +377,6 @@ class HttplibFileServer : public ArtifactFileServer {
   std::condition_variable idle_;
   std::set<const InFlight*> in_flight_;  // guarded by mu_
   bool draining_ = false;                // guarded by mu_
-  bool stopped_ = false;                 // guarded by mu_
 };
 
 }  // namespace
