@@ -46,10 +46,6 @@ bool SameArtifacts(const std::vector<ArtifactStatus>& a, const std::vector<Artif
   return true;
 }
 
-std::string TrimDotSlash(const std::string& dir) {
-  return absl::StartsWith(dir, "./") ? dir.substr(2) : dir;
-}
-
 // `rel` joined under `root` without leaving it (securejoin's intent: ".."
 // components are clamped at the root). Symlinks are not followed here; the
 // checkout and extraction never create escaping ones.
@@ -467,11 +463,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   fetch.timeout = spec.timeout;
   fetch.proxy = *in_.proxy;
   fetch.recurse_submodules = spec.recurse_submodules;
-  if (spec.sparse_checkout) {
-    for (const std::string& dir : *spec.sparse_checkout) {
-      fetch.sparse_checkout.push_back(TrimDotSlash(dir));
-    }
-  }
+  if (spec.sparse_checkout) fetch.sparse_checkout = *spec.sparse_checkout;
 
   // The cheap remote check (Flux's optimized clone): same revision, same
   // content configuration, artifact stored -> nothing to fetch or pack.
@@ -520,17 +512,8 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   Delete(kFetchFailedCondition);
   out.commit_subject = CommitSubject(fetched->message);
 
-  if (spec.sparse_checkout) {
-    for (const std::string& dir : *spec.sparse_checkout) {
-      if (!fs::exists(JoinUnder(checkout, TrimDotSlash(dir)), ec)) {
-        return Summarize(Fail(
-            ReconcileKind::kFailed, kFetchFailedCondition, kGitOperationFailedReason,
-            absl::StatusCode::kNotFound,
-            absl::StrCat("failed to sparse checkout directories : sparse checkout dir '", dir,
-                         "' does not exist in repository")));
-      }
-    }
-  }
+  // A sparse checkout of a directory the commit lacks failed in the fetch
+  // (NotFound, Flux's "sparse checkout dir '...' does not exist" wording).
   if (!Verify(cache.string(), *fetched, &out)) return Summarize(out);
 
   if (!status.artifact || status.artifact->revision != fetched->revision) {
