@@ -108,8 +108,8 @@ cat "$DEMO/sources.yaml"
 step "3. source-controller (cluster-less mode): fetch, pack, store, serve over gRPC"
 GRPC=$(free_port)
 "$BIN/source-controller" --sources-file="$DEMO/sources.yaml" --storage-path="$DEMO/storage" \
-  --grpc-addr="127.0.0.1:$GRPC" --metrics-addr=127.0.0.1:0 --health-addr=127.0.0.1:0 \
-  --log-encoding=console 2> "$DEMO/source.log" &
+  --grpc-addr="127.0.0.1:$GRPC" --storage-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 \
+  --health-addr=127.0.0.1:0 --log-encoding=console 2> "$DEMO/source.log" &
 PIDS+=($!)
 wait_for "$DEMO/source.log" "stored artifact for revision" 60
 grep "stored artifact" "$DEMO/source.log" | head -1
@@ -192,8 +192,10 @@ K="kubectl --cache-dir=$DEMO/kube-cache"
 $K apply -f charts/gitops-controllers/crds/
 $K create namespace flux-system
 GRPC2=$(free_port)
+STORAGE_HTTP=$(free_port)
 "$BIN/source-controller" --kubeconfig="$DEMO/kubeconfig" --storage-path="$DEMO/storage-k8s" \
-  --grpc-addr="127.0.0.1:$GRPC2" --metrics-addr=127.0.0.1:0 --health-addr=127.0.0.1:0 \
+  --grpc-addr="127.0.0.1:$GRPC2" --storage-addr="127.0.0.1:$STORAGE_HTTP" \
+  --metrics-addr=127.0.0.1:0 --health-addr=127.0.0.1:0 \
   --log-encoding=console 2> "$DEMO/source-k8s.log" &
 PIDS+=($!)
 cat > "$DEMO/seed.yaml" <<YAML
@@ -213,6 +215,9 @@ echo "  status.artifact: $($K -n flux-system get gitrepository gitops-config -o 
 "$BIN/kustomize-controller" fetch --source-addr="127.0.0.1:$GRPC2" --namespace=flux-system \
   --name=gitops-config --log-level=error "$DEMO/fetched-k8s.tar.gz"
 echo "  fetched over gRPC: $(sha256sum "$DEMO/fetched-k8s.tar.gz" | cut -c1-64) (matches the status: $( [ "sha256:$(sha256sum "$DEMO/fetched-k8s.tar.gz" | cut -c1-64)" = "$DIGEST" ] && echo yes || echo NO))"
+URL=$($K -n flux-system get gitrepository gitops-config -o jsonpath='{.status.artifact.url}')
+curl -sSf -o "$DEMO/fetched-http.tar.gz" "$URL"
+echo "  fetched $URL with curl (Flux's HTTP endpoint): $( [ "sha256:$(sha256sum "$DEMO/fetched-http.tar.gz" | cut -c1-64)" = "$DIGEST" ] && echo "same digest" || echo "DIGEST MISMATCH")"
 echo "  (the Kustomization reconciler, apply and prune are the next issues; the demo stops here)"
 
 step "8. Clean shutdown (SIGTERM to every controller process)"

@@ -89,7 +89,7 @@ class ArtifactFlowTest : public ::testing::Test {
     auto proc = Subprocess::Start(
         {BinaryPath("source-controller"), "--sources-file=" + dir_ + "/sources.yaml",
          "--storage-path=" + dir_ + "/storage", absl::StrCat("--grpc-addr=127.0.0.1:", grpc_port_),
-         "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"},
+         "--storage-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"},
         {}, dir_ + "/source.log");
     EXPECT_TRUE(proc.ok()) << proc.status();
     return std::move(*proc);
@@ -252,10 +252,10 @@ TEST_F(ArtifactFlowTest, SourceRestartMidTransferResumesAndLosesNoEvent) {
 
 TEST_F(ArtifactFlowTest, OperationalEndpointsAndFlags) {
   WriteSources(false);
-  auto proc = Subprocess::Start({BinaryPath("source-controller"),
-                                 "--sources-file=" + dir_ + "/sources.yaml",
-                                 "--storage-path=" + dir_ + "/storage", "--grpc-addr=127.0.0.1:0",
-                                 "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
+  auto proc = Subprocess::Start(
+      {BinaryPath("source-controller"), "--sources-file=" + dir_ + "/sources.yaml",
+       "--storage-path=" + dir_ + "/storage", "--grpc-addr=127.0.0.1:0",
+       "--storage-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
   ASSERT_TRUE(proc.ok());
   auto metrics =
       (*proc)->WaitForLogField("source-controller started", "metrics_port", absl::Seconds(30));
@@ -280,10 +280,10 @@ TEST_F(ArtifactFlowTest, OperationalEndpointsAndFlags) {
   EXPECT_NE(help_text.find("--sources-file"), std::string::npos);
   EXPECT_NE(help_text.find("--storage-path"), std::string::npos);
 
-  auto bad =
-      RunCommand({BinaryPath("source-controller"), "--sources-file=" + dir_ + "/missing.yaml",
-                  "--storage-path=" + dir_ + "/s2", "--grpc-addr=127.0.0.1:0",
-                  "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
+  auto bad = RunCommand(
+      {BinaryPath("source-controller"), "--sources-file=" + dir_ + "/missing.yaml",
+       "--storage-path=" + dir_ + "/s2", "--grpc-addr=127.0.0.1:0", "--storage-addr=127.0.0.1:0",
+       "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("cannot read sources file"), std::string::npos)
       << bad.status();

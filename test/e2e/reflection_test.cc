@@ -31,10 +31,10 @@ class ReflectionTest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir("reflection");
     ASSERT_TRUE(WriteFile(dir_ + "/sources.yaml", "# no sources\n").ok());
-    auto proc = Subprocess::Start({BinaryPath("source-controller"),
-                                   "--sources-file=" + dir_ + "/sources.yaml",
-                                   "--storage-path=" + dir_ + "/storage", "--grpc-addr=127.0.0.1:0",
-                                   "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
+    auto proc = Subprocess::Start(
+        {BinaryPath("source-controller"), "--sources-file=" + dir_ + "/sources.yaml",
+         "--storage-path=" + dir_ + "/storage", "--grpc-addr=127.0.0.1:0",
+         "--storage-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"});
     ASSERT_TRUE(proc.ok()) << proc.status();
     source_ = std::move(*proc);
     auto port =

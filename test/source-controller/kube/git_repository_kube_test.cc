@@ -70,11 +70,15 @@ class GitRepositoryKubeTest : public ::testing::Test {
 
   void StartController(const std::vector<std::string>& extra_args = {},
                        const std::vector<std::string>& env = {}) {
-    std::vector<std::string> args = {
-        BinaryPath("source-controller"),       "--kubeconfig=" + api_->kubeconfig_path(),
-        "--storage-path=" + dir_ + "/storage", "--grpc-addr=127.0.0.1:0",
-        "--storage-adv-addr=127.0.0.1:1",      "--metrics-addr=127.0.0.1:0",
-        "--health-addr=127.0.0.1:0",           "--concurrent=4"};
+    std::vector<std::string> args = {BinaryPath("source-controller"),
+                                     "--kubeconfig=" + api_->kubeconfig_path(),
+                                     "--storage-path=" + dir_ + "/storage",
+                                     "--grpc-addr=127.0.0.1:0",
+                                     "--storage-addr=127.0.0.1:0",
+                                     "--storage-adv-addr=127.0.0.1:1",
+                                     "--metrics-addr=127.0.0.1:0",
+                                     "--health-addr=127.0.0.1:0",
+                                     "--concurrent=4"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     auto proc =
         Subprocess::Start(args, env, absl::StrCat(dir_, "/source-controller-", ++starts_, ".log"));
@@ -186,7 +190,7 @@ TEST_F(GitRepositoryKubeTest, ReadyArtifactServedOverGrpcFollowsCommitsAndIsDele
   EXPECT_EQ(Condition(obj, "Ready").value("reason", ""), "Succeeded");
   EXPECT_EQ(Condition(obj, "ArtifactInStorage").value("status", ""), "True");
   EXPECT_FALSE(obj["status"].contains("observedSpecHash"));
-  EXPECT_EQ(Str(obj, {"status", "artifact", "url"}).rfind("grpc://127.0.0.1:1/", 0), 0u);
+  EXPECT_EQ(Str(obj, {"status", "artifact", "url"}).rfind("http://127.0.0.1:1/", 0), 0u);
 
   // The gRPC service serves the artifact the API shows, byte for byte.
   const std::string out = dir_ + "/fetched";
