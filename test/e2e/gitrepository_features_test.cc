@@ -25,9 +25,7 @@ class GitRepositoryFeaturesTest : public SourceKubeTest {
   void SetUp() override {
     SourceKubeTest::SetUp();
     if (HasFatalFailure()) return;
-    auto http = GitHttpServer::Start(dir_ + "/srv", GitHttpServer::Options{});
-    ASSERT_TRUE(http.ok()) << http.status();
-    http_ = std::move(*http);
+    StartHttp();
     // Included sources are looked at again after 1s instead of 30s.
     StartController({"--requeue-dependency=1s"});
   }
@@ -36,7 +34,6 @@ class GitRepositoryFeaturesTest : public SourceKubeTest {
       RunCommand({"gpgconf", "--homedir", gnupg_home_, "--kill", "all"}).IgnoreError();
       unsetenv("GNUPGHOME");
     }
-    http_.reset();
     SourceKubeTest::TearDown();
   }
 
@@ -56,7 +53,6 @@ class GitRepositoryFeaturesTest : public SourceKubeTest {
     return content.ok() ? *content : "<missing " + path + ">";
   }
 
-  std::unique_ptr<GitHttpServer> http_;
   std::string gnupg_home_;
   int fetches_ = 0;
 };

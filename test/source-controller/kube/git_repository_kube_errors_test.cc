@@ -30,30 +30,13 @@ class GitRepositoryKubeErrorsTest : public SourceKubeTest {
   void SetUp() override {
     SourceKubeTest::SetUp();
     if (HasFatalFailure()) return;
-    auto repo = TestRepo::Create(dir_ + "/srv", "repo.git");
-    ASSERT_TRUE(repo.ok()) << repo.status();
-    repo_ = std::move(*repo);
+    CreateRepo();
     auto sha = repo_->Commit("first", {{"apps/cm.yaml", "kind: ConfigMap\n"}});
     ASSERT_TRUE(sha.ok()) << sha.status();
     first_ = *sha;
   }
 
-  void TearDown() override {
-    controller_.reset();
-    http_.reset();
-    SourceKubeTest::TearDown();
-  }
-
-  // A plain HTTP server on dir_/srv for the good neighbours.
-  void StartHttp() {
-    auto http = GitHttpServer::Start(dir_ + "/srv", GitHttpServer::Options{});
-    ASSERT_TRUE(http.ok()) << http.status();
-    http_ = std::move(*http);
-  }
-
-  std::unique_ptr<TestRepo> repo_;
   std::string first_;
-  std::unique_ptr<GitHttpServer> http_;
 };
 
 TEST_F(GitRepositoryKubeErrorsTest, CrdRejectsUrlsWithoutHttpHttpsOrSshScheme) {

@@ -30,19 +30,8 @@ class GitRepositoryKubeLifecycleTest : public SourceKubeTest {
   void SetUp() override {
     SourceKubeTest::SetUp();
     if (HasFatalFailure()) return;
-    auto repo = TestRepo::Create(dir_ + "/srv", "repo.git");
-    ASSERT_TRUE(repo.ok()) << repo.status();
-    repo_ = std::move(*repo);
-    auto http = GitHttpServer::Start(dir_ + "/srv", GitHttpServer::Options{});
-    ASSERT_TRUE(http.ok()) << http.status();
-    http_ = std::move(*http);
-    url_ = http_->Url("repo.git");
-  }
-
-  void TearDown() override {
-    controller_.reset();
-    http_.reset();
-    SourceKubeTest::TearDown();
+    CreateRepo();
+    StartHttp();
   }
 
   std::string Commit(const std::string& value) {
@@ -84,9 +73,6 @@ class GitRepositoryKubeLifecycleTest : public SourceKubeTest {
     return absl::StrCat(storage(), "/gitrepository/", kNamespace, "/", name);
   }
 
-  std::unique_ptr<TestRepo> repo_;
-  std::unique_ptr<GitHttpServer> http_;
-  std::string url_;
   int fetches_ = 0;
 };
 

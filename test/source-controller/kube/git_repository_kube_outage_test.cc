@@ -42,19 +42,8 @@ class GitRepositoryKubeOutageTest : public SourceKubeTest {
   void SetUp() override {
     SourceKubeTest::SetUp();
     if (HasFatalFailure()) return;
-    auto repo = TestRepo::Create(dir_ + "/srv", "repo.git");
-    ASSERT_TRUE(repo.ok()) << repo.status();
-    repo_ = std::move(*repo);
-    auto http = GitHttpServer::Start(dir_ + "/srv", GitHttpServer::Options{});
-    ASSERT_TRUE(http.ok()) << http.status();
-    http_ = std::move(*http);
-    url_ = http_->Url("repo.git");
-  }
-
-  void TearDown() override {
-    controller_.reset();
-    http_.reset();
-    SourceKubeTest::TearDown();
+    CreateRepo();
+    StartHttp();
   }
 
   std::string Commit(const std::string& message,
@@ -63,10 +52,6 @@ class GitRepositoryKubeOutageTest : public SourceKubeTest {
     EXPECT_TRUE(sha.ok()) << sha.status();
     return sha.ok() ? *sha : "";
   }
-
-  std::unique_ptr<TestRepo> repo_;
-  std::unique_ptr<GitHttpServer> http_;
-  std::string url_;
 };
 
 // The git cache and the checkout of a 4 MiB incompressible file fit a

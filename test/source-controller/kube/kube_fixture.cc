@@ -65,8 +65,22 @@ void SourceKubeTest::SetUp() {
   ASSERT_TRUE(ns.ok()) << ns.status();
 }
 
+void SourceKubeTest::CreateRepo() {
+  auto repo = TestRepo::Create(dir_ + "/srv", "repo.git");
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  repo_ = std::move(*repo);
+}
+
+void SourceKubeTest::StartHttp() {
+  auto http = GitHttpServer::Start(dir_ + "/srv", GitHttpServer::Options{});
+  ASSERT_TRUE(http.ok()) << http.status();
+  http_ = std::move(*http);
+  url_ = http_->Url("repo.git");
+}
+
 void SourceKubeTest::TearDown() {
   controller_.reset();  // SIGKILL: nothing holds the mount any more
+  http_.reset();
   if (!mount_.empty()) {
     auto out = RunCommand({"umount", mount_});
     if (!out.ok()) out = RunCommand({"umount", "-l", mount_});

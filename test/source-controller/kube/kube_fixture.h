@@ -137,9 +137,18 @@ class SourceKubeTest : public ::testing::Test {
   // `kustomize-controller fetch` of `name`'s artifact into `out`.
   absl::StatusOr<std::string> Fetch(const std::string& name, const std::string& out) const;
 
+  // The suite's repository, <dir_>/srv/repo.git (repo_).
+  void CreateRepo();
+  // nginx + git-http-backend serving <dir_>/srv without auth (http_); url_
+  // is repo.git's URL on it.
+  void StartHttp();
+
   std::string dir_;
   std::string storage_;
   std::string grpc_port_;
+  std::unique_ptr<TestRepo> repo_;
+  std::unique_ptr<GitHttpServer> http_;
+  std::string url_;
   std::unique_ptr<TestApiServer> api_;
   std::unique_ptr<Subprocess> controller_;
 
