@@ -2,9 +2,12 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/http/httplib_socket.h"
 #include "common/runtime/shutdown.h"
 
 namespace gitops::common {
@@ -14,6 +17,7 @@ class HttplibEndpoints : public HttpEndpoints {
  public:
   HttplibEndpoints(ReadyCheck ready, const Metrics* metrics)
       : ready_(std::move(ready)), metrics_(metrics) {
+    UseExclusivePort(server_);
     server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("ok\n", "text/plain");
     });
@@ -33,6 +37,11 @@ class HttplibEndpoints : public HttpEndpoints {
   }
 
   ~HttplibEndpoints() override {
+    // cpp-httplib's stop() is lost if the accept loop has not started yet:
+    // wait for it (or for listen_after_bind to have returned).
+    while (thread_.joinable() && !server_.is_running() && !listen_returned_.load()) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
     server_.stop();
     if (thread_.joinable()) thread_.join();
   }
@@ -49,7 +58,10 @@ class HttplibEndpoints : public HttpEndpoints {
       }
       port_ = hp.port;
     }
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    thread_ = std::thread([this] {
+      server_.listen_after_bind();
+      listen_returned_ = true;
+    });
     return absl::OkStatus();
   }
 
@@ -60,6 +72,7 @@ class HttplibEndpoints : public HttpEndpoints {
   const Metrics* metrics_;
   httplib::Server server_;
   std::thread thread_;
+  std::atomic<bool> listen_returned_{false};
   int port_ = 0;
 };
 

@@ -84,6 +84,7 @@ class GrpcHealthServer : public HealthServer {
     grpc::ServerBuilder builder;
     builder.AddListeningPort(absl::StrCat(hp->host.empty() ? "0.0.0.0" : hp->host, ":", hp->port),
                              grpc::InsecureServerCredentials(), &port_);
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // fail on a taken port
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0)

@@ -259,6 +259,9 @@ class GrpcArtifactServer : public ArtifactServer {
     builder.AddListeningPort(address, creds, &port_);
     builder.RegisterService(service_.get());
     // Idle streams stay alive through HTTP/2 pings, not fake events.
+    // gRPC sets SO_REUSEPORT by default: a second server on the same port
+    // would start and share it silently instead of failing.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/http/httplib_socket.h"
 #include "common/log/log.h"
 #include "common/runtime/shutdown.h"
 
@@ -180,12 +181,7 @@ class HttplibFileServer : public ArtifactFileServer {
       : options_(std::move(options)), root_fd_(root_fd) {
     const int workers = std::max(1, options_.workers);
     server_.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
-    // SO_REUSEADDR only: cpp-httplib's default also sets SO_REUSEPORT, which
-    // lets a second process bind the same port and silently share it.
-    server_.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
+    common::UseExclusivePort(server_);
     const int64_t write_us = absl::ToInt64Microseconds(options_.write_timeout);
     server_.set_write_timeout(write_us / 1000000, write_us % 1000000);
     server_.set_keep_alive_timeout(kKeepAliveSeconds);

@@ -204,6 +204,15 @@ TEST_F(ArtifactServiceTest, FetchRejectsBytesThatDoNotMatchTheDigest) {
             before + 1);
 }
 
+// gRPC sets SO_REUSEPORT by default; a second server on a taken port must
+// fail to start instead of sharing it.
+TEST_F(ArtifactServiceTest, ASecondServerOnTheSamePortFails) {
+  ArtifactServerOptions opts;
+  opts.listen_address = address_;
+  auto second = ArtifactServer::Start(opts, &hub_, storage_.get());
+  EXPECT_FALSE(second.ok());
+}
+
 TEST_F(ArtifactServiceTest, ErrorsFollowTheContract) {
   v1::Artifact a = Store("app", RandomBytes(100000, 6));
   auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
