@@ -195,5 +195,24 @@ TEST_F(GitRepositoryFeaturesTest, VerifiedCommitsAreStoredAndUnsignedOnesAreRefu
   EXPECT_EQ(Str(obj, {"status", "lastHandledReconcileAt"}), "after-unsigned");
 }
 
+// --artifact-max-size (ours): a commit whose files add up to more than the
+// limit is refused with a message naming the flag; a smaller one is stored.
+TEST_F(GitRepositoryFeaturesTest, ArtifactSizeLimitFromTheFlag) {
+  StopController();
+  StartController({"--artifact-max-size=4Ki"});
+  auto repo = NewRepo("big");
+  ASSERT_TRUE(repo);
+  ASSERT_TRUE(repo->Commit("big", {{"data.bin", std::string(16 << 10, 'x')}}).ok());
+  Apply("big", Url("big"), "  interval: 10m\n  ref:\n    branch: main\n");
+  json obj = ExpectFailure("big", {"StorageOperationFailed", "ArchiveOperationFailed",
+                                   {"more than 4096 bytes", "--artifact-max-size"}});
+  EXPECT_TRUE(Revision(obj).empty());
+  auto small = repo->Commit("small", {{"data.bin", "small\n"}});
+  ASSERT_TRUE(small.ok());
+  RequestReconcile("big", "after-shrink");
+  obj = WaitForRevision("big", "main@sha1:" + *small);
+  EXPECT_FALSE(HasCondition(obj, "StorageOperationFailed")) << obj.dump();
+}
+
 }  // namespace
 }  // namespace gitops::testing
