@@ -204,7 +204,8 @@ TEST_F(GitRepositoryFeaturesTest, ArtifactSizeLimitFromTheFlag) {
   ASSERT_TRUE(repo);
   ASSERT_TRUE(repo->Commit("big", {{"data.bin", std::string(16 << 10, 'x')}}).ok());
   Apply("big", Url("big"), "  interval: 10m\n  ref:\n    branch: main\n");
-  json obj = ExpectFailure("big", {"StorageOperationFailed", "ArchiveOperationFailed",
+  json obj = ExpectFailure("big", {"StorageOperationFailed",
+                                   "ArchiveOperationFailed",
                                    {"more than 4096 bytes", "--artifact-max-size"}});
   EXPECT_TRUE(Revision(obj).empty());
   auto small = repo->Commit("small", {{"data.bin", "small\n"}});
@@ -212,6 +213,35 @@ TEST_F(GitRepositoryFeaturesTest, ArtifactSizeLimitFromTheFlag) {
   RequestReconcile("big", "after-shrink");
   obj = WaitForRevision("big", "main@sha1:" + *small);
   EXPECT_FALSE(HasCondition(obj, "StorageOperationFailed")) << obj.dump();
+}
+
+// proxySecretRef: the fetch goes through a real proxy (tinyproxy with basic
+// auth); a Secret without `address` is AuthenticationFailed with Flux's text.
+TEST_F(GitRepositoryFeaturesTest, ProxySecretRefSendsTheFetchThroughTheProxy) {
+  constexpr char kProxyPassword[] = "pr0xy-s3cret";
+  auto proxy = TinyProxy::Start({"proxy-user", kProxyPassword});
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto repo = NewRepo("proxied");
+  ASSERT_TRUE(repo);
+  auto sha = repo->Commit("proxied", {{"apps/cm.yaml", "v: 1\n"}});
+  ASSERT_TRUE(sha.ok());
+  CreateSecret(
+      "proxy",
+      {{"address", (*proxy)->Address()}, {"username", "proxy-user"}, {"password", kProxyPassword}});
+  CreateSecret("proxy-no-address", {{"username", "proxy-user"}});
+  Apply("proxied", Url("proxied"),
+        "  interval: 10m\n  ref:\n    branch: main\n  proxySecretRef:\n    name: proxy\n");
+  Apply("no-address", Url("proxied"),
+        "  interval: 10m\n  ref:\n    branch: main\n"
+        "  proxySecretRef:\n    name: proxy-no-address\n");
+  WaitForRevision("proxied", "main@sha1:" + *sha);
+  EXPECT_TRUE(absl::StrContains((*proxy)->ReadLog(), "/proxied.git/info/refs"))
+      << (*proxy)->ReadLog();
+  ExpectFailure("no-address", {"FetchFailed",
+                               "AuthenticationFailed",
+                               {"failed to configure proxy options: invalid proxy secret "
+                                "'flux-system/proxy-no-address': key 'address' is missing"}});
+  ExpectNoLeak({kProxyPassword});
 }
 
 }  // namespace
