@@ -16,9 +16,13 @@ if [ "$QUICK" = "--quick" ]; then
   run bench_stream --mb 50 --runs 1
   run bench_git_check --quick
   run bench_kustomize --quick
+  run bench_source_latency --quick
+  run bench_source_scale --quick
 else
   run bench_pack
   run bench_stream --mb 500 --runs 3
   run bench_git_check
   run bench_kustomize
+  run bench_source_latency
+  run bench_source_scale
 fi
