@@ -246,7 +246,10 @@ TEST_F(GitRepositoryKubeLifecycleTest, TwoHundredObjectsAppliedAtOnceAllBecomeRe
   }
   auto events = Kubectl({"get", "events", "-n", kNamespace, "-o", "json"});
   ASSERT_TRUE(events.ok());
-  for (const json& e : json::parse(*events)["items"]) {
+  // Keep the parsed list alive: a range-for over a member of a temporary
+  // dangles.
+  const json event_list = json::parse(*events);
+  for (const json& e : event_list["items"]) {
     EXPECT_NE(e.value("type", ""), "Warning") << e.dump();
   }
   EXPECT_FALSE(absl::StrContains(controller_->ReadLog(), "\"level\":\"error\""))
