@@ -67,6 +67,9 @@ void WorkQueue::AddAfter(const std::string& key, absl::Duration delay) {
   }
   waiting_[key] = due;
   waiting_order_.insert({due, key});
+  // A new earliest wake-up: a worker sleeping until a later one must
+  // recompute its wait.
+  if (waiting_order_.begin()->second == key) ++earliest_changed_;
 }
 
 void WorkQueue::AddRateLimited(const std::string& key) {
@@ -111,12 +114,11 @@ std::optional<std::string> WorkQueue::Get() {
       wait = std::min(wait, waiting_order_.begin()->first - absl::Now());
     }
     if (wait > absl::ZeroDuration()) {
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](WorkQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
-                                 return q->shutting_down_ || !q->queue_.empty();
-                               },
-                               this),
-                           wait);
+      const uint64_t seen = earliest_changed_;
+      auto wake = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return shutting_down_ || !queue_.empty() || earliest_changed_ != seen;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
     }
   }
   std::string key = queue_.front();

@@ -76,6 +76,8 @@ class WorkQueue {
   std::set<std::pair<absl::Time, std::string>> waiting_order_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> failures_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Bumped when AddAfter sets a new earliest wake-up.
+  uint64_t earliest_changed_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace gitops::common

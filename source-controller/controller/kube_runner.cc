@@ -135,6 +135,8 @@ absl::Status KubeGitRepositoryRunner::Start() {
   common::ControllerOptions controller_options;
   controller_options.name = "gitrepository";
   controller_options.workers = std::max(1, options_.workers);
+  // The interval is jittered here (--interval-jitter-percentage), once.
+  controller_options.requeue_jitter = 0;
   controller_ = std::make_unique<common::Controller>(
       controller_options, queue_, [this](const std::string& key) { return ReconcileKey(key); });
   controller_->Start();

@@ -145,9 +145,16 @@ class GitRepositoryReconciler::Run {
     Mark(kReconcilingCondition, "True", kProgressingReason, message);
     Mark(kReadyCondition, "Unknown", kProgressingReason, message);
   }
-  // Writes the in-progress status; false (with *out set) when that failed.
-  bool Patch(ReconcileOutcome* out) {
-    if (!in_.progress) return true;
+  // Flux writes the in-progress status at each of these points; we write
+  // the latest one just before the next slow step (remote check, fetch,
+  // pack), which shows the same states for as long as they last, with fewer
+  // requests (a new object: 3 writes instead of 4).
+  void Progressing() { progress_pending_ = true; }
+  // Writes pending in-progress status; false (with *out set) when that
+  // failed.
+  bool Flush(ReconcileOutcome* out) {
+    if (!progress_pending_ || !in_.progress) return true;
+    progress_pending_ = false;
     absl::Status s = in_.progress(repo_);
     if (s.ok()) {
       written_ = repo_.status.conditions;
@@ -195,6 +202,7 @@ class GitRepositoryReconciler::Run {
   // The conditions as the API server has them (at the start, or as the last
   // progress patch wrote them).
   std::vector<Condition> written_;
+  bool progress_pending_ = false;
 };
 
 bool GitRepositoryReconciler::Run::RequiresVerification() const {
@@ -382,9 +390,9 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   if (repo_.generation != status.observed_generation) {
     Progressive(absl::StrCat("processing object: new generation ", status.observed_generation,
                              " -> ", repo_.generation));
-    if (!Patch(&out)) return Summarize(out);
+    Progressing();
   } else if (in_.requested_at != status.last_handled_reconcile_at) {
-    if (!Patch(&out)) return Summarize(out);
+    Progressing();
   }
 
   // Storage: the recorded artifact must still be there.
@@ -396,7 +404,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   if (!status.artifact) {
     Progressive(missing ? "building artifact: disappeared from storage" : "building artifact");
     Delete(kArtifactInStorageCondition);
-    if (!Patch(&out)) return Summarize(out);
+    Progressing();
   } else {
     // The advertised address may have changed since it was written.
     status.artifact->url = r_.ArtifactUrl(status.artifact->path);
@@ -452,7 +460,9 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
       Mark(kArtifactOutdatedCondition, "True", kIncludeChangeReason, kMessage);
     }
     Progressive(absl::StrCat("building artifact: ", kMessage));
-    if (!Patch(&out)) return Summarize(out);
+    Progressing();
+    // Written now: ArtifactOutdated goes again right below, as in Flux.
+    if (!Flush(&out)) return Summarize(out);
   }
   Delete(kArtifactOutdatedCondition);
 
@@ -468,6 +478,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   // The cheap remote check (Flux's optimized clone): same revision, same
   // content configuration, artifact stored -> nothing to fetch or pack.
   if (status.artifact) {
+    if (!Flush(&out)) return Summarize(out);
     auto remote = r_.deps_.git->ResolveRemote(fetch);
     if (!remote.ok()) return Summarize(GitFailure(remote.status()));
     if (remote->revision == status.artifact->revision && !ContentConfigChanged(includes)) {
@@ -507,6 +518,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
     }
   } remove_work{work};
   const fs::path checkout = work / "tree";
+  if (!Flush(&out)) return Summarize(out);
   auto fetched = r_.deps_.git->FetchAndCheckout(fetch, cache.string(), checkout.string());
   if (!fetched.ok()) return Summarize(GitFailure(fetched.status()));
   Delete(kFetchFailedCondition);
@@ -520,8 +532,9 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
     const std::string message = absl::StrCat("new upstream revision '", fetched->revision, "'");
     if (status.artifact) Mark(kArtifactOutdatedCondition, "True", kNewRevisionReason, message);
     Progressive(absl::StrCat("building artifact: ", message));
-    if (!Patch(&out)) return Summarize(out);
+    Progressing();
   }
+  if (!Flush(&out)) return Summarize(out);
 
   // Include: the other GitRepositories' artifacts, copied in.
   if (!CopyIncludes(checkout, work, includes, &out)) return Summarize(out);

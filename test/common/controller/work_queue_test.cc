@@ -84,6 +84,27 @@ TEST(WorkQueueTest, AddAfterKeepsTheEarliestDueTime) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
+// A worker already waiting for a later key wakes for an earlier one added
+// meanwhile, instead of sleeping through it.
+TEST(WorkQueueTest, EarlierAddAfterWakesAWaitingWorker) {
+  WorkQueue q(WorkQueueOptions{"earlier"});
+  q.AddAfter("late", absl::Seconds(30));
+  std::optional<std::string> got;
+  absl::Time returned;
+  std::thread worker([&] {
+    got = q.Get();
+    returned = absl::Now();
+  });
+  absl::SleepFor(absl::Milliseconds(100));  // the worker is asleep on "late"
+  const absl::Time added = absl::Now();
+  q.AddAfter("soon", absl::Milliseconds(50));
+  worker.join();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, "soon");
+  EXPECT_LT(returned - added, absl::Milliseconds(500));
+  q.ShutDown();
+}
+
 TEST(WorkQueueTest, ShutDownWakesBlockedGetters) {
   WorkQueue q;
   std::thread t([&] { EXPECT_EQ(q.Get(), std::nullopt); });

@@ -584,10 +584,13 @@ TEST_F(ReconcilerTest, ProgressIsWrittenAndFailuresKeepReconcilingWithRetry) {
   const Condition* rec = FindCondition(written[0].status.conditions, kReconcilingCondition);
   ASSERT_NE(rec, nullptr);
   EXPECT_EQ(rec->reason, kProgressingReason);
-  EXPECT_EQ(rec->message, "processing object: new generation 0 -> 1");
+  // A new object: generation 0 -> 1 and no artifact yet, written once
+  // before the fetch with the latest message.
+  EXPECT_EQ(rec->message, "building artifact");
   EXPECT_EQ(FindCondition(written[0].status.conditions, kReadyCondition)->status, "Unknown");
   EXPECT_EQ(FindCondition(written.back().status.conditions, kReconcilingCondition)->message,
             absl::StrCat("building artifact: new upstream revision 'main@sha1:", c1_, "'"));
+  EXPECT_EQ(written.size(), 2u) << "one write before the fetch, one before the pack";
 
   // Nothing changed: no progress write at all.
   written.clear();
