@@ -134,7 +134,8 @@ absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& m) {
       if (!list[i].contains("repository") || !list[i]["repository"].is_object()) {
         return Field(absl::StrCat(at, ".repository"), "required");
       }
-      auto name = OptionalString(list[i]["repository"], "name", absl::StrCat(at, ".repository.name"));
+      auto name =
+          OptionalString(list[i]["repository"], "name", absl::StrCat(at, ".repository.name"));
       if (!name.ok()) return name.status();
       if (name->empty()) return Field(absl::StrCat(at, ".repository.name"), "required");
       inc.repository = *name;
@@ -156,8 +157,8 @@ absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& m) {
     if (!mode->empty()) verify.mode = *mode;
     if (verify.mode != "HEAD" && verify.mode != "head" && verify.mode != "Tag" &&
         verify.mode != "TagAndHEAD") {
-      return Field("spec.verify.mode",
-                   absl::StrCat("unsupported value \"", verify.mode, "\": want HEAD, Tag or TagAndHEAD"));
+      return Field("spec.verify.mode", absl::StrCat("unsupported value \"", verify.mode,
+                                                    "\": want HEAD, Tag or TagAndHEAD"));
     }
     if (!v.contains("secretRef") || !v["secretRef"].is_object()) {
       return Field("spec.verify.secretRef", "required");
@@ -173,8 +174,9 @@ absl::StatusOr<GitRepository> ParseGitRepository(const nlohmann::json& m) {
   auto provider = OptionalString(spec, "provider", "spec.provider");
   if (!provider.ok()) return provider.status();
   if (!provider->empty() && *provider != "generic") {
-    return Field("spec.provider",
-                 absl::StrCat("\"", *provider, "\" is not supported by this controller (only generic)"));
+    return Field(
+        "spec.provider",
+        absl::StrCat("\"", *provider, "\" is not supported by this controller (only generic)"));
   }
   auto sa = OptionalString(spec, "serviceAccountName", "spec.serviceAccountName");
   if (!sa.ok()) return sa.status();
@@ -374,7 +376,8 @@ nlohmann::json StatusToJson(const GitRepositoryStatus& status) {
 GitRepositoryStatus StatusFromJson(const nlohmann::json& j) {
   GitRepositoryStatus s;
   if (!j.is_object()) return s;
-  if (j.contains("artifact") && j["artifact"].is_object()) s.artifact = ArtifactFromJson(j["artifact"]);
+  if (j.contains("artifact") && j["artifact"].is_object())
+    s.artifact = ArtifactFromJson(j["artifact"]);
   if (j.contains("conditions") && j["conditions"].is_array()) {
     for (const auto& c : j["conditions"]) {
       Condition cond;
@@ -396,9 +399,9 @@ GitRepositoryStatus StatusFromJson(const nlohmann::json& j) {
       if (a.is_object()) s.included_artifacts.push_back(ArtifactFromJson(a));
     }
   }
-  s.observed_recurse_submodules =
-      j.contains("observedRecurseSubmodules") && j["observedRecurseSubmodules"].is_boolean() &&
-      j["observedRecurseSubmodules"].get<bool>();
+  s.observed_recurse_submodules = j.contains("observedRecurseSubmodules") &&
+                                  j["observedRecurseSubmodules"].is_boolean() &&
+                                  j["observedRecurseSubmodules"].get<bool>();
   if (j.contains("observedInclude") && j["observedInclude"].is_array()) {
     for (const auto& inc : j["observedInclude"]) {
       if (inc.is_object()) s.observed_include.push_back(IncludeFromJson(inc));

@@ -32,10 +32,16 @@ constexpr char kInvalidSpecReason[] = "InvalidSpec";
 
 // status fields StatusToJson writes (and may leave out to clear them); any
 // other field in status is carried over untouched.
-const std::set<std::string> kModeledStatusFields = {
-    "artifact",          "conditions",        "observedGeneration",        "observedIgnore",
-    "includedArtifacts", "observedInclude",   "observedRecurseSubmodules", "observedSparseCheckout",
-    "sourceVerificationMode", "lastHandledReconcileAt"};
+const std::set<std::string> kModeledStatusFields = {"artifact",
+                                                    "conditions",
+                                                    "observedGeneration",
+                                                    "observedIgnore",
+                                                    "includedArtifacts",
+                                                    "observedInclude",
+                                                    "observedRecurseSubmodules",
+                                                    "observedSparseCheckout",
+                                                    "sourceVerificationMode",
+                                                    "lastHandledReconcileAt"};
 
 // The artifact's identity in an object's status, for noticing a new one.
 std::string ArtifactIdentity(const json& obj) {
@@ -202,7 +208,8 @@ void KubeGitRepositoryRunner::OnUpdate(const json& old_obj, const json& new_obj)
     for (const json& other : informer_->List()) {
       if (common::StringAt(other, {"metadata", "namespace"}) != ns) continue;
       const json* include = nullptr;
-      if (other.contains("spec") && other["spec"].is_object() && other["spec"].contains("include")) {
+      if (other.contains("spec") && other["spec"].is_object() &&
+          other["spec"].contains("include")) {
         include = &other["spec"]["include"];
       }
       if (include == nullptr || !include->is_array()) continue;
@@ -334,9 +341,9 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
   if (written.ok()) reconciler_->Publish(repo);
   if (outcome.ok() && repo.status.artifact) {
     const ArtifactStatus& a = *repo.status.artifact;
-    const std::string message = absl::StrCat(
-        "stored artifact for commit '",
-        outcome.commit_subject.empty() ? a.revision : outcome.commit_subject, "'");
+    const std::string message =
+        absl::StrCat("stored artifact for commit '",
+                     outcome.commit_subject.empty() ? a.revision : outcome.commit_subject, "'");
     const bool new_digest = !old_status.artifact || old_status.artifact->digest != a.digest;
     bool recovered = false;
     for (const char* failure :
@@ -419,9 +426,9 @@ absl::StatusOr<std::map<std::string, std::string>> KubeGitRepositoryRunner::Secr
     std::string cause = absl::IsNotFound(secret.status())
                             ? absl::StrCat("secrets \"", name, "\" not found")
                             : std::string(secret.status().message());
-    return absl::Status(secret.status().code(), absl::StrCat("failed to get secret '",
-                                                             namespace_name, "/", name,
-                                                             "': ", cause));
+    return absl::Status(
+        secret.status().code(),
+        absl::StrCat("failed to get secret '", namespace_name, "/", name, "': ", cause));
   }
   return DecodeSecretData(*secret);
 }
@@ -446,9 +453,8 @@ ReconcileInputs KubeGitRepositoryRunner::Inputs(const GitRepository& repo) {
   for (const GitRepositoryInclude& inc : repo.spec.include) {
     std::optional<json> dep = informer_->Get(absl::StrCat(ns, "/", inc.repository));
     if (!dep) {
-      in.includes.push_back(absl::NotFoundError(
-          absl::StrCat("gitrepositories.source.toolkit.fluxcd.io \"", inc.repository,
-                       "\" not found")));
+      in.includes.push_back(absl::NotFoundError(absl::StrCat(
+          "gitrepositories.source.toolkit.fluxcd.io \"", inc.repository, "\" not found")));
       continue;
     }
     GitRepositoryStatus dep_status = StatusFromJson(StatusOf(*dep));

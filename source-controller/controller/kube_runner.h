@@ -110,8 +110,7 @@ class KubeGitRepositoryRunner {
   absl::Duration Jittered(absl::Duration interval);
   // Writes `repo.status` to the status subresource as a merge patch against
   // `obj`, remembers it, and replaces `obj` with the server's answer.
-  absl::Status WriteStatus(const std::string& key, nlohmann::json& obj,
-                           const GitRepository& repo);
+  absl::Status WriteStatus(const std::string& key, nlohmann::json& obj, const GitRepository& repo);
   void Emit(const nlohmann::json& obj, absl::string_view type, absl::string_view reason,
             absl::string_view message, const std::map<std::string, std::string>& annotations = {});
   void OnUpdate(const nlohmann::json& old_obj, const nlohmann::json& new_obj);

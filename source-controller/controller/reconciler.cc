@@ -32,10 +32,14 @@ struct SummaryEntry {
   bool negative;
 };
 constexpr SummaryEntry kReadySummary[] = {
-    {kStorageOperationFailedCondition, true}, {kFetchFailedCondition, true},
-    {kIncludeUnavailableCondition, true},     {kArtifactOutdatedCondition, true},
-    {kArtifactInStorageCondition, false},     {kSourceVerifiedCondition, false},
-    {kStalledCondition, true},                {kReconcilingCondition, true},
+    {kStorageOperationFailedCondition, true},
+    {kFetchFailedCondition, true},
+    {kIncludeUnavailableCondition, true},
+    {kArtifactOutdatedCondition, true},
+    {kArtifactInStorageCondition, false},
+    {kSourceVerifiedCondition, false},
+    {kStalledCondition, true},
+    {kReconcilingCondition, true},
 };
 
 bool SameArtifacts(const std::vector<ArtifactStatus>& a, const std::vector<ArtifactStatus>& b) {
@@ -180,8 +184,8 @@ class GitRepositoryReconciler::Run {
   // Flux retries every clone failure with backoff, a bad semver range or
   // an unusable CA included: the remote or the Secret may change.
   ReconcileOutcome GitFailure(const absl::Status& s) {
-    return Fail(ReconcileKind::kFailed, kFetchFailedCondition, kGitOperationFailedReason,
-                s.code(), absl::StrCat("failed to checkout and determine revision: ", s.message()));
+    return Fail(ReconcileKind::kFailed, kFetchFailedCondition, kGitOperationFailedReason, s.code(),
+                absl::StrCat("failed to checkout and determine revision: ", s.message()));
   }
   // Flux's gitContentConfigChanged: anything besides the commit that shapes
   // the artifact differs from what the stored one was built with.
@@ -259,9 +263,9 @@ bool GitRepositoryReconciler::Run::Verify(const std::string& git_dir, const GitR
   }
   repo_.status.source_verification_mode = repo_.spec.verify->mode;
   Mark(kSourceVerifiedCondition, "True", kSucceededReason, v.message);
-  common::LogInfo(v.message, {{"kind", kGitRepositoryKind},
-                              {"namespace", repo_.namespace_name},
-                              {"name", repo_.name}});
+  common::LogInfo(
+      v.message,
+      {{"kind", kGitRepositoryKind}, {"namespace", repo_.namespace_name}, {"name", repo_.name}});
   return true;
 }
 
@@ -277,14 +281,13 @@ bool GitRepositoryReconciler::Run::CopyIncludes(const fs::path& checkout, const 
       return false;
     };
     if (to == checkout) {
-      return fail("IllegalPath", absl::StrCat("path calculation for include '", inc.repository,
-                                              "' failed: toPath '", inc.ToPath(),
-                                              "' is the artifact root"));
+      return fail("IllegalPath",
+                  absl::StrCat("path calculation for include '", inc.repository,
+                               "' failed: toPath '", inc.ToPath(), "' is the artifact root"));
     }
     auto copy_error = [&](absl::string_view why) {
-      return fail("CopyFailure",
-                  absl::StrCat("failed to copy '", inc.repository, "' include from ",
-                               inc.from_path, " to ", inc.ToPath(), ": ", why));
+      return fail("CopyFailure", absl::StrCat("failed to copy '", inc.repository, "' include from ",
+                                              inc.from_path, " to ", inc.ToPath(), ": ", why));
     };
     // Pin the included artifact while it is unpacked: GC cannot take it.
     auto reader = r_.deps_.storage->Open(
@@ -292,8 +295,8 @@ bool GitRepositoryReconciler::Run::CopyIncludes(const fs::path& checkout, const 
     if (!reader.ok()) return copy_error(reader.status().message());
     const fs::path unpack = work / absl::StrCat("include-", i);
     absl::Status extracted = kustomize::ExtractTarGz(
-        (fs::path(r_.deps_.storage->root()) / (*reader)->artifact().path).string(),
-        unpack.string(), kustomize::ExtractLimits{});
+        (fs::path(r_.deps_.storage->root()) / (*reader)->artifact().path).string(), unpack.string(),
+        kustomize::ExtractLimits{});
     if (!extracted.ok()) return copy_error(extracted.message());
     const fs::path from = JoinUnder(unpack, inc.from_path);
     std::error_code ec;
@@ -353,8 +356,8 @@ ReconcileOutcome GitRepositoryReconciler::Run::Summarize(ReconcileOutcome o) {
   const Condition* top = bad != nullptr ? bad : unknown != nullptr ? unknown : good;
   if (top != nullptr) {
     const std::string status = top == bad ? "False" : top == unknown ? "Unknown" : "True";
-    const Condition summary = MakeCondition(kReadyCondition, status, top->reason, top->message,
-                                            repo_.generation);
+    const Condition summary =
+        MakeCondition(kReadyCondition, status, top->reason, top->message, repo_.generation);
     SetCondition(conds, summary, now_);
   }
   // A condition that ends the run as it was written keeps its
@@ -413,10 +416,10 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   // Source.
   if (Is(kSourceVerifiedCondition, "False")) Delete(kSourceVerifiedCondition);
   if (!in_.proxy.ok()) {
-    return Summarize(Fail(
-        ReconcileKind::kFailed, kFetchFailedCondition, kAuthenticationFailedReason,
-        in_.proxy.status().code(),
-        absl::StrCat("failed to configure proxy options: ", in_.proxy.status().message())));
+    return Summarize(
+        Fail(ReconcileKind::kFailed, kFetchFailedCondition, kAuthenticationFailedReason,
+             in_.proxy.status().code(),
+             absl::StrCat("failed to configure proxy options: ", in_.proxy.status().message())));
   }
   auto url = ParseGitUrl(spec.url);
   if (!url.ok()) {
@@ -429,10 +432,9 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
                           in_.credentials.status().message()));
   }
   if (absl::Status valid = ValidateAuthOptions(url->scheme, *in_.credentials); !valid.ok()) {
-    return Summarize(Fail(ReconcileKind::kFailed, kFetchFailedCondition,
-                          kAuthenticationFailedReason, valid.code(),
-                          absl::StrCat("failed to configure authentication options: ",
-                                       valid.message())));
+    return Summarize(Fail(
+        ReconcileKind::kFailed, kFetchFailedCondition, kAuthenticationFailedReason, valid.code(),
+        absl::StrCat("failed to configure authentication options: ", valid.message())));
   }
   std::vector<ArtifactStatus> includes;
   for (size_t i = 0; i < spec.include.size(); ++i) {
@@ -486,13 +488,12 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
       Mark(kArtifactInStorageCondition, "True", kSucceededReason,
            absl::StrCat("stored artifact for revision '", remote->revision, "'"));
       if (in_.publish) r_.Publish(repo_);
-      common::LogDebug(
-          absl::StrCat("no changes since last reconciliation: observed revision '",
-                       remote->revision, "'"),
-          {{"kind", kGitRepositoryKind},
-           {"namespace", repo_.namespace_name},
-           {"name", repo_.name},
-           {"revision", remote->revision}});
+      common::LogDebug(absl::StrCat("no changes since last reconciliation: observed revision '",
+                                    remote->revision, "'"),
+                       {{"kind", kGitRepositoryKind},
+                        {"namespace", repo_.namespace_name},
+                        {"name", repo_.name},
+                        {"revision", remote->revision}});
       return Summarize(out);
     }
   }
@@ -569,9 +570,9 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   }
   auto ignore = LoadIgnoreRules(checkout.string(), spec.ignore);
   if (!ignore.ok()) {
-    return storage_failure("SourceIgnoreError",
-                           "failed to load source ignore patterns from repository: ",
-                           ignore.status());
+    return storage_failure(
+        "SourceIgnoreError",
+        "failed to load source ignore patterns from repository: ", ignore.status());
   }
   // Flux's reasons: a new source cannot create its directory, an existing
   // one cannot write the archive.
@@ -583,8 +584,8 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
       return storage_failure(kArchiveOperationFailedReason,
                              "unable to archive artifact to storage: ", temp.status());
     }
-    return storage_failure(kDirCreationFailedReason, "failed to create artifact directory: ",
-                           temp.status());
+    return storage_failure(kDirCreationFailedReason,
+                           "failed to create artifact directory: ", temp.status());
   }
   auto packed = PackDirectory(checkout.string(), *ignore, *temp);
   if (!packed.ok()) {
@@ -623,23 +624,23 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   Mark(kArtifactInStorageCondition, "True", kSucceededReason, stored_message);
   if (in_.publish) r_.Publish(repo_);
 
-  auto removed = r_.deps_.storage->GarbageCollect(key_, stored->digest,
-                                                  r_.options_.retention_records,
-                                                  r_.options_.retention_ttl, now_);
+  auto removed = r_.deps_.storage->GarbageCollect(
+      key_, stored->digest, r_.options_.retention_records, r_.options_.retention_ttl, now_);
   if (!removed.ok()) {
     common::LogError("garbage collection failed", {{"kind", kGitRepositoryKind},
                                                    {"namespace", repo_.namespace_name},
                                                    {"name", repo_.name},
                                                    {"error", removed.status().message()}});
   }
-  common::LogInfo(stored_message, {{"kind", kGitRepositoryKind},
-                                   {"namespace", repo_.namespace_name},
-                                   {"name", repo_.name},
-                                   {"revision", fetched->revision},
-                                   {"digest", stored->digest},
-                                   {"size", std::to_string(stored->size)},
-                                   {"files", std::to_string(packed->files)},
-                                   {"received_objects", std::to_string(fetched->received_objects)}});
+  common::LogInfo(stored_message,
+                  {{"kind", kGitRepositoryKind},
+                   {"namespace", repo_.namespace_name},
+                   {"name", repo_.name},
+                   {"revision", fetched->revision},
+                   {"digest", stored->digest},
+                   {"size", std::to_string(stored->size)},
+                   {"files", std::to_string(packed->files)},
+                   {"received_objects", std::to_string(fetched->received_objects)}});
   return Summarize(out);
 }
 
@@ -665,8 +666,7 @@ absl::Status GitRepositoryReconciler::Reconcile(GitRepository& repo,
 }
 
 ReconcileOutcome GitRepositoryReconciler::Reconcile(GitRepository& repo,
-                                                    const ReconcileInputs& inputs,
-                                                    absl::Time now) {
+                                                    const ReconcileInputs& inputs, absl::Time now) {
   if (repo.spec.suspend) return {};
   const absl::Time started = absl::Now();
   ReconcileOutcome outcome = Run(*this, repo, inputs, now).Execute();

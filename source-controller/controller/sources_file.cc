@@ -233,9 +233,9 @@ ReconcileInputs SourcesFileRunner::InputsFor(const GitRepository& repo) const {
   for (const GitRepositoryInclude& inc : repo.spec.include) {
     auto it = entries_.find(absl::StrCat(repo.namespace_name, "/", inc.repository));
     if (it == entries_.end() || it->second.removed) {
-      in.includes.push_back(absl::NotFoundError(
-          absl::StrCat("GitRepository '", repo.namespace_name, "/", inc.repository,
-                       "' not found in ", options_.path)));
+      in.includes.push_back(
+          absl::NotFoundError(absl::StrCat("GitRepository '", repo.namespace_name, "/",
+                                           inc.repository, "' not found in ", options_.path)));
     } else if (!it->second.repo.status.artifact) {
       in.includes.push_back(absl::FailedPreconditionError("no artifact"));
     } else {

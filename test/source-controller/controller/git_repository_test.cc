@@ -141,11 +141,16 @@ TEST(ParseGitRepositoryTest, InvalidManifestsNameTheFieldAtFault) {
       {"suspend not a boolean", [](Json& m) { m["spec"]["suspend"] = "true"; },
        "spec.suspend: must be a boolean"},
       {"include without repository",
-       [](Json& m) { m["spec"]["include"] = Json::array({{{"toPath", "x"}}}); },
+       [](Json& m) {
+         m["spec"]["include"] = Json::array({{{"toPath", "x"}}});
+       },
        "spec.include[0].repository: required"},
       {"include not a list", [](Json& m) { m["spec"]["include"] = "lib"; },
        "spec.include: must be a list"},
-      {"verify without secretRef", [](Json& m) { m["spec"]["verify"] = {{"mode", "HEAD"}}; },
+      {"verify without secretRef",
+       [](Json& m) {
+         m["spec"]["verify"] = {{"mode", "HEAD"}};
+       },
        "spec.verify.secretRef: required"},
       {"verify with an unknown mode",
        [](Json& m) {
@@ -156,8 +161,7 @@ TEST(ParseGitRepositoryTest, InvalidManifestsNameTheFieldAtFault) {
        "spec.recurseSubmodules: must be a boolean"},
       {"sparseCheckout not a list", [](Json& m) { m["spec"]["sparseCheckout"] = "deploy/"; },
        "spec.sparseCheckout: must be a list of directories"},
-      {"proxySecretRef without name",
-       [](Json& m) { m["spec"]["proxySecretRef"] = Json::object(); },
+      {"proxySecretRef without name", [](Json& m) { m["spec"]["proxySecretRef"] = Json::object(); },
        "spec.proxySecretRef.name: required"},
       {"cloud provider", [](Json& m) { m["spec"]["provider"] = "github"; },
        "spec.provider: \"github\" is not supported by this controller (only generic)"},
@@ -220,7 +224,8 @@ TEST(StatusJsonTest, RoundTripsEveryObservedField) {
   EXPECT_EQ(j["artifact"]["metadata"]["k"], "v");
   EXPECT_EQ(j["includedArtifacts"][0]["digest"], "sha256:abc");
   EXPECT_EQ(j["observedRecurseSubmodules"], true);
-  EXPECT_EQ(j["observedInclude"], Json::parse(R"([{"repository":{"name":"lib"},"fromPath":"deploy"}])"));
+  EXPECT_EQ(j["observedInclude"],
+            Json::parse(R"([{"repository":{"name":"lib"},"fromPath":"deploy"}])"));
   EXPECT_EQ(j["observedSparseCheckout"], Json::array({"deploy"}));
   EXPECT_EQ(j["sourceVerificationMode"], "HEAD");
   EXPECT_EQ(j["lastHandledReconcileAt"], "now");

@@ -511,8 +511,8 @@ TEST_F(ReconcilerTest, IncludeCopiesAnotherArtifactAndFollowsIt) {
   in.progress = [&](const GitRepository& r) {
     const Condition* outdated = FindCondition(r.status.conditions, kArtifactOutdatedCondition);
     const Condition* rec = FindCondition(r.status.conditions, kReconcilingCondition);
-    progress.push_back(absl::StrCat(outdated ? outdated->reason : "-", "|",
-                                    rec ? rec->message : "-"));
+    progress.push_back(
+        absl::StrCat(outdated ? outdated->reason : "-", "|", rec ? rec->message : "-"));
     return absl::OkStatus();
   };
   ASSERT_TRUE(reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(3)).ok());
@@ -601,7 +601,8 @@ TEST_F(ReconcilerTest, ProgressIsWrittenAndFailuresKeepReconcilingWithRetry) {
   const std::string c2 = PushCommit("deploy/app.yaml", "kind: Secret\n");
   ASSERT_TRUE(reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(2)).ok());
   ASSERT_EQ(written.size(), 1u);
-  const Condition* outdated = FindCondition(written[0].status.conditions, kArtifactOutdatedCondition);
+  const Condition* outdated =
+      FindCondition(written[0].status.conditions, kArtifactOutdatedCondition);
   ASSERT_NE(outdated, nullptr);
   EXPECT_EQ(outdated->reason, kNewRevisionReason);
   EXPECT_EQ(outdated->message, absl::StrCat("new upstream revision 'main@sha1:", c2, "'"));
