@@ -66,16 +66,11 @@ namespace t = gitops::testing;
 namespace v1 = ::gitops::artifact::v1;
 using json = nlohmann::json;
 
-constexpr char kNamespace[] = "flux-system";
+constexpr const char* kNamespace = kBenchNamespace;
 constexpr char kName[] = "latency";
 constexpr char kRequestedAt[] = "reconcile.fluxcd.io/requestedAt";
-const common::GroupVersionKind kGitRepositoryGvk{"source.toolkit.fluxcd.io", "v1", "GitRepository"};
 
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "bench_source_latency: %s\n", what.c_str());
-  KillChildren();
-  std::exit(1);
-}
+[[noreturn]] void Die(const std::string& what) { gitops::bench::Die("bench_source_latency", what); }
 
 // First time each value was seen; waiters block until a value shows up.
 class Seen {

@@ -54,14 +54,9 @@ namespace {
 namespace t = gitops::testing;
 using json = nlohmann::json;
 
-constexpr char kNamespace[] = "flux-system";
-const common::GroupVersionKind kGitRepositoryGvk{"source.toolkit.fluxcd.io", "v1", "GitRepository"};
+constexpr const char* kNamespace = kBenchNamespace;
 
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "bench_source_scale: %s\n", what.c_str());
-  KillChildren();
-  std::exit(1);
-}
+[[noreturn]] void Die(const std::string& what) { gitops::bench::Die("bench_source_scale", what); }
 
 struct Flags {
   int objects = 1000;

@@ -168,6 +168,12 @@ void KillChildren() {
   }
 }
 
+void Die(absl::string_view bench, const std::string& what) {
+  std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(bench.size()), bench.data(), what.c_str());
+  KillChildren();
+  std::exit(1);
+}
+
 double TreeCpuSeconds(pid_t pid) { return TreeCpu(pid, ListProcesses()); }
 
 std::string GitHttp::Url(absl::string_view repo) const {

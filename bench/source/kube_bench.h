@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/kube/kube_client.h"
 #include "test/support/git_servers.h"
 #include "test/support/process.h"
 
@@ -35,6 +36,14 @@ pid_t FindChild(absl::string_view comm);
 // testing::Subprocess leads its own group) and reaps them: for exits that
 // skip destructors, so no server outlives the benchmark.
 void KillChildren();
+
+// The GitRepository kind the benchmarks create.
+inline const common::GroupVersionKind kGitRepositoryGvk{"source.toolkit.fluxcd.io", "v1",
+                                                        "GitRepository"};
+inline constexpr char kBenchNamespace[] = "flux-system";
+
+// Prints "<bench>: <what>" to stderr, kills the child processes, exits 1.
+[[noreturn]] void Die(absl::string_view bench, const std::string& what);
 
 // CPU seconds of `pid` and all its live descendants, each with the children
 // it has reaped (cutime + cstime): what a forking server costs.
