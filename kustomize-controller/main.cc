@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/archive/extract.h"
 #include "common/http/endpoints.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
@@ -29,7 +30,6 @@
 #include "kustomize-controller/kustomize/build.h"
 #include "kustomize-controller/subscriber/artifact_cache.h"
 #include "kustomize-controller/subscriber/artifact_client.h"
-#include "kustomize-controller/subscriber/extract.h"
 
 ABSL_FLAG(std::string, source_addr, "source-controller.flux-system.svc.cluster.local:9090",
           "host:port of the source-controller's gRPC artifact service.");
@@ -66,8 +66,8 @@ absl::StatusOr<std::unique_ptr<ArtifactClient>> NewClient() {
   return ArtifactClient::Create(o);
 }
 
-ExtractLimits Limits() {
-  ExtractLimits l;
+common::ExtractLimits Limits() {
+  common::ExtractLimits l;
   l.max_total_bytes = absl::GetFlag(FLAGS_max_artifact_bytes);
   l.max_files = absl::GetFlag(FLAGS_max_artifact_files);
   return l;
@@ -174,7 +174,7 @@ int Fetch(const std::string& dir) {
         if (s.ok() && !tarball_only) {
           std::string staging = out.string() + ".extracting";
           fs::remove_all(staging, ec);
-          s = ExtractTarGz(tarball, staging, Limits());
+          s = common::ExtractTarGz(tarball, staging, Limits());
           if (s.ok()) {
             fs::remove_all(out, ec);
             fs::rename(staging, out, ec);

@@ -20,7 +20,7 @@ std::string HexOf(const std::string& digest) {
 
 absl::StatusOr<std::unique_ptr<ArtifactCache>> ArtifactCache::Create(const std::string& root,
                                                                      ArtifactClient* client,
-                                                                     ExtractLimits limits) {
+                                                                     common::ExtractLimits limits) {
   std::error_code ec;
   fs::remove_all(fs::path(root) / ".tmp", ec);
   fs::create_directories(fs::path(root) / ".tmp", ec);
@@ -67,7 +67,7 @@ absl::StatusOr<std::string> ArtifactCache::Populate(const ArtifactRef& artifact,
 
   fs::path staging = tmp / absl::StrCat(hex, ".extract");
   fs::remove_all(staging, ec);
-  absl::Status extracted = ExtractTarGz(tarball, staging.string(), limits_);
+  absl::Status extracted = common::ExtractTarGz(tarball, staging.string(), limits_);
   fs::remove(tarball, ec);
   if (!extracted.ok()) {
     fs::remove_all(staging, ec);

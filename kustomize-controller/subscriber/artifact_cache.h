@@ -12,8 +12,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/archive/extract.h"
 #include "kustomize-controller/subscriber/artifact_client.h"
-#include "kustomize-controller/subscriber/extract.h"
 
 namespace gitops::kustomize {
 
@@ -24,7 +24,7 @@ class ArtifactCache {
   // `client` must outlive the cache. Creates root; clears leftovers in .tmp.
   static absl::StatusOr<std::unique_ptr<ArtifactCache>> Create(const std::string& root,
                                                                ArtifactClient* client,
-                                                               ExtractLimits limits);
+                                                               common::ExtractLimits limits);
 
   // The directory holding the extracted artifact. The first caller for a
   // digest downloads (verified) and extracts it; concurrent callers for the
@@ -38,13 +38,13 @@ class ArtifactCache {
   const std::string& root() const { return root_; }
 
  private:
-  ArtifactCache(std::string root, ArtifactClient* client, ExtractLimits limits)
+  ArtifactCache(std::string root, ArtifactClient* client, common::ExtractLimits limits)
       : root_(std::move(root)), client_(client), limits_(limits) {}
   absl::StatusOr<std::string> Populate(const ArtifactRef& artifact, absl::Time deadline);
 
   const std::string root_;
   ArtifactClient* const client_;
-  const ExtractLimits limits_;
+  const common::ExtractLimits limits_;
   absl::Mutex mu_;
   // Per-digest locks so that one download serves all waiters.
   std::map<std::string, std::shared_ptr<absl::Mutex>> inflight_ ABSL_GUARDED_BY(mu_);

@@ -8,9 +8,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/archive/extract.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
-#include "kustomize-controller/subscriber/extract.h"
 #include "source-controller/artifact/ignore.h"
 #include "source-controller/artifact/packer.h"
 #include "source-controller/git/git_url.h"
@@ -294,9 +294,9 @@ bool GitRepositoryReconciler::Run::CopyIncludes(const fs::path& checkout, const 
         SourceKey{kGitRepositoryKind, repo_.namespace_name, inc.repository}, includes[i].digest);
     if (!reader.ok()) return copy_error(reader.status().message());
     const fs::path unpack = work / absl::StrCat("include-", i);
-    absl::Status extracted = kustomize::ExtractTarGz(
+    absl::Status extracted = common::ExtractTarGz(
         (fs::path(r_.deps_.storage->root()) / (*reader)->artifact().path).string(), unpack.string(),
-        kustomize::ExtractLimits{});
+        common::ExtractLimits{});
     if (!extracted.ok()) return copy_error(extracted.message());
     const fs::path from = JoinUnder(unpack, inc.from_path);
     std::error_code ec;

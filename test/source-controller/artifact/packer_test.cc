@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/archive/extract.h"
 #include "common/crypto/sha256.h"
 #include "gtest/gtest.h"
-#include "kustomize-controller/subscriber/extract.h"
 #include "test/support/process.h"
 
 namespace gitops::source {
@@ -182,7 +182,7 @@ TEST_F(PackDirectoryTest, KustomizeSideExtractsWhatWasPacked) {
   auto packed = PackDirectory(src, IgnoreMatcher(), tmp_ + "/out.tar.gz");
   ASSERT_TRUE(packed.ok()) << packed.status();
   const std::string dst = tmp_ + "/dst";
-  absl::Status s = kustomize::ExtractTarGz(tmp_ + "/out.tar.gz", dst, kustomize::ExtractLimits{});
+  absl::Status s = common::ExtractTarGz(tmp_ + "/out.tar.gz", dst, common::ExtractLimits{});
   ASSERT_TRUE(s.ok()) << s;
   for (const TreeFile& f : SampleTree()) {
     SCOPED_TRACE(f.path);

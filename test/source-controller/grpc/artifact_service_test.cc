@@ -308,7 +308,7 @@ TEST_F(ArtifactServiceTest, CacheDownloadsOnceForConcurrentConsumers) {
   v1::Artifact a = Store("app", *bytes);
 
   auto cache =
-      kustomize::ArtifactCache::Create(root_ + "/cache", client_.get(), kustomize::ExtractLimits{});
+      kustomize::ArtifactCache::Create(root_ + "/cache", client_.get(), common::ExtractLimits{});
   ASSERT_TRUE(cache.ok()) << cache.status();
   double before =
       common::Metrics::Global().Value("gitops_artifact_fetches_total", {{"kind", "GitRepository"}});

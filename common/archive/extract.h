@@ -1,13 +1,13 @@
 // Safe extraction of an artifact tarball fetched from the source-controller.
-#ifndef GITOPS_KUSTOMIZE_CONTROLLER_SUBSCRIBER_EXTRACT_H_
-#define GITOPS_KUSTOMIZE_CONTROLLER_SUBSCRIBER_EXTRACT_H_
+#ifndef GITOPS_COMMON_ARCHIVE_EXTRACT_H_
+#define GITOPS_COMMON_ARCHIVE_EXTRACT_H_
 
 #include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
 
-namespace gitops::kustomize {
+namespace gitops::common {
 
 struct ExtractLimits {
   int64_t max_total_bytes = int64_t{1} << 30;  // uncompressed file data
@@ -35,6 +35,6 @@ struct ExtractLimits {
 absl::Status ExtractTarGz(const std::string& tarball, const std::string& dest_dir,
                           const ExtractLimits& limits);
 
-}  // namespace gitops::kustomize
+}  // namespace gitops::common
 
-#endif  // GITOPS_KUSTOMIZE_CONTROLLER_SUBSCRIBER_EXTRACT_H_
+#endif  // GITOPS_COMMON_ARCHIVE_EXTRACT_H_

@@ -1,4 +1,4 @@
-#include "kustomize-controller/subscriber/extract.h"
+#include "common/archive/extract.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -19,7 +19,7 @@
 #include "gtest/gtest.h"
 #include "test/support/process.h"
 
-namespace gitops::kustomize {
+namespace gitops::common {
 namespace {
 
 using gitops::testing::MakeTempDir;
@@ -349,4 +349,4 @@ TEST_F(ExtractTest, NonEmptyDestinationIsRefused) {
 }
 
 }  // namespace
-}  // namespace gitops::kustomize
+}  // namespace gitops::common

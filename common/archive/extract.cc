@@ -1,4 +1,4 @@
-#include "kustomize-controller/subscriber/extract.h"
+#include "common/archive/extract.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -22,7 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "common/status/status_macros.h"
 
-namespace gitops::kustomize {
+namespace gitops::common {
 namespace {
 
 constexpr int kMaxSymlinkHops = 40;
@@ -411,4 +411,4 @@ absl::Status ExtractTarGz(const std::string& tarball, const std::string& dest_di
   return absl::OkStatus();
 }
 
-}  // namespace gitops::kustomize
+}  // namespace gitops::common
