@@ -8,6 +8,7 @@
 #include "absl/strings/strip.h"
 #include "source-controller/verify/git_objects.h"
 #include "source-controller/verify/openpgp.h"
+#include "source-controller/verify/ssh.h"
 
 namespace gitops::source {
 namespace {
@@ -32,10 +33,10 @@ std::string SignatureType(absl::string_view signature) {
 absl::StatusOr<std::string> VerifyGitObject(const SignedGitObject& object, absl::string_view kind,
                                             const VerificationKeys& secret_data) {
   std::vector<ArmoredKeyRing> key_rings;
-  bool has_ssh_keys = false;
+  std::vector<AuthorizedKeys> authorized_keys;
   for (const auto& [name, value] : secret_data) {
     if (absl::EndsWith(name, kSshSuffix)) {
-      has_ssh_keys = true;
+      authorized_keys.push_back({name, value});
     } else {
       key_rings.push_back({name, value});
     }
@@ -56,14 +57,19 @@ absl::StatusOr<std::string> VerifyGitObject(const SignedGitObject& object, absl:
     return key_id;
   }
   if (type == "ssh") {
-    if (!has_ssh_keys) {
+    if (authorized_keys.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("SSH signature detected but no SSH public keys found in secret (keys with ",
                        kSshSuffix, " suffix)"));
     }
-    return absl::UnimplementedError(absl::StrCat("unable to verify Git ", kind,
-                                                 " SSH signature: SSH signatures are not "
-                                                 "supported by this source-controller"));
+    absl::StatusOr<std::string> fingerprint =
+        VerifySshSignature(object.signature, object.payload, authorized_keys);
+    if (!fingerprint.ok()) {
+      return absl::Status(fingerprint.status().code(),
+                          absl::StrCat("unable to verify Git ", kind,
+                                       " SSH signature: ", fingerprint.status().message()));
+    }
+    return fingerprint;
   }
   return absl::FailedPreconditionError(absl::StrCat("unsupported signature type: ", type));
 }

@@ -8,11 +8,12 @@
 // ASCII-armored OpenPGP key ring (Flux documents "<name>.asc" and accepts
 // any other key for backwards compatibility); ".sshpub" values are SSH
 // authorized keys, which Flux uses for SSH-signed objects. OpenPGP
-// verification runs GnuPG through gpgme (see openpgp.h); SSH signatures are
-// recognized but not verified here (Unimplemented).
+// verification runs GnuPG through gpgme (see openpgp.h); SSH verification
+// runs OpenSSH's `ssh-keygen -Y verify` (see ssh.h).
 //
 // All functions are thread-safe and read `git_dir` only; concurrent calls
-// (several GitRepositories) each use their own private GnuPG home.
+// (several GitRepositories) each use their own private GnuPG home or
+// allowed_signers directory.
 #ifndef GITOPS_SOURCE_CONTROLLER_VERIFY_VERIFY_H_
 #define GITOPS_SOURCE_CONTROLLER_VERIFY_VERIFY_H_
 
@@ -42,31 +43,39 @@ struct VerifiedSignature {
   // The object as Flux names it in messages: a commit's 40-hex id, a tag's
   // "<name>@<tag object id>".
   std::string object;
-  // What Flux reports as the key: the key ID of the primary OpenPGP key
-  // whose key or subkey made the signature, 16 uppercase hex digits.
+  // What Flux reports as the key: for OpenPGP, the key ID of the primary
+  // key whose key or subkey made the signature, 16 uppercase hex digits; for
+  // SSH, the key's SHA256 fingerprint "SHA256:<unpadded base64>" (as
+  // `ssh-keygen -l` prints it).
   std::string key_id;
 };
 
 // Verifies the signature of commit `commit_sha` (40 hex digits) in the
 // repository at `git_dir` (the fetcher's bare cache directory, or any .git
-// directory) with the OpenPGP keys of `secret_data`.
+// directory) with the OpenPGP keys of `secret_data`, or with its ".sshpub"
+// keys when the commit is SSH-signed.
 //
 // Error messages are Flux's SourceVerified condition messages, e.g.
 // "signature verification of commit '<sha>' failed: unable to verify Git
 // commit: unable to verify payload with any of the given key rings: no
-// matching key". Codes:
+// matching key", or for SSH "...failed: unable to verify Git commit SSH
+// signature: unable to verify payload with any of the given authorized keys:
+// no matching key\npublic key does not match" (Flux joins the causes with
+// newlines). Codes:
 //   FailedPrecondition  not signed ("...failed: unsupported signature type:
 //                       empty"), or signed in a format other than OpenPGP
 //                       and SSH ("unsupported signature type: x509|unknown")
 //   PermissionDenied    no key of the Secret verifies the signature (unknown
-//                       signer, altered object, expired or revoked key)
-//   InvalidArgument     no OpenPGP key ring in the Secret can be read (the
+//                       signer, altered object, expired or revoked key,
+//                       SSH signature outside the "git" namespace or not
+//                       decodable)
+//   InvalidArgument     no OpenPGP key ring (no ".sshpub" value, for an
+//                       SSH signature) in the Secret can be read (the
 //                       message names the first bad data key), or the
 //                       Secret has no key of the signature's type
-//   Unimplemented       SSH-signed and the Secret has ".sshpub" keys
 //   NotFound            no such repository or commit
 //   InvalidArgument     malformed commit_sha
-//   Unavailable         gpg cannot be run
+//   Unavailable         gpg or ssh-keygen cannot be run
 //   Internal            local failures (temp dir, libgit2)
 absl::StatusOr<VerifiedSignature> VerifyCommit(const std::string& git_dir,
                                                const std::string& commit_sha,
@@ -76,7 +85,8 @@ absl::StatusOr<VerifiedSignature> VerifyCommit(const std::string& git_dir,
 // "refs/tags/v1.0.0") in the repository at `git_dir`: the tag object itself,
 // not the commit it points to. Same codes and messages as VerifyCommit,
 // with "signature verification of tag '<name>@<tag id>' failed: unable to
-// verify Git tag: ...", plus:
+// verify Git tag: ..." ("...: unable to verify Git tag SSH signature: ..."
+// for SSH), plus:
 //   FailedPrecondition  lightweight tag or annotated tag without signature:
 //                       "cannot verify signature of tag '<name>' since it is
 //                       not signed" (Flux: '<name>' for a lightweight tag,

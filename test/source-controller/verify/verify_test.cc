@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -32,6 +33,8 @@ using testing::RunCommand;
 
 constexpr char kNoMatch[] =
     "unable to verify payload with any of the given key rings: no matching key";
+constexpr char kSshNoMatch[] =
+    "unable to verify payload with any of the given authorized keys: no matching key";
 
 // One signer: a GnuPG home with its secret key, the armored public key and
 // the primary key's ID / fingerprint.
@@ -106,15 +109,19 @@ struct World {
   std::string root;
   Signer alice;  // ed25519 primary + ed25519 signing subkey
   Signer bob;    // rsa2048, signs with the primary key
-  std::string ssh_public_key;
+  // SSH keys (authorized_keys lines) and their `ssh-keygen -l` SHA256
+  // fingerprints: the signer's and one that signs nothing.
+  std::string ssh_public_key, ssh_fingerprint;
+  std::string ssh_other_public_key, ssh_other_fingerprint;
   // Commits: alice-signed, bob-signed, unsigned, altered copy of alice's,
-  // SSH-signed.
-  std::string c_alice, c_bob, c_unsigned, c_tampered, c_ssh;
-  // Tag object ids.
-  std::string tag_v1, tag_bob, tag_plain;
+  // SSH-signed, altered copy of the SSH-signed one.
+  std::string c_alice, c_bob, c_unsigned, c_tampered, c_ssh, c_ssh_tampered;
+  // Tag object ids (tag_ssh: SSH-signed annotated tag v4.0.0-ssh).
+  std::string tag_v1, tag_bob, tag_plain, tag_ssh;
   std::unique_ptr<testing::GitDaemon> daemon;
-  // Fetched caches: by branch name (alice, bob, main, tampered, ssh) and
-  // "tag-v1" (ref.tag v1.0.0), "tag-light", "tag-plain", "tag-bob".
+  // Fetched caches: by branch name (alice, bob, main, tampered, ssh,
+  // ssh-tampered) and "tag-v1" (ref.tag v1.0.0), "tag-light", "tag-plain",
+  // "tag-bob", "tag-ssh".
   std::map<std::string, std::string> caches;
   std::map<std::string, GitRevision> revisions;
 };
@@ -131,13 +138,24 @@ absl::Status BuildWorld(World& w) {
   w.bob = *bob;
   std::string ssh_key = w.root + "/ssh/id_ed25519";
   std::filesystem::create_directories(w.root + "/ssh");
-  if (auto s = RunCommand({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ssh_key});
-      !s.ok()) {
-    return s.status();
+  for (auto [key, pub, fingerprint] :
+       {std::tuple{ssh_key, &w.ssh_public_key, &w.ssh_fingerprint},
+        std::tuple{w.root + "/ssh/other", &w.ssh_other_public_key, &w.ssh_other_fingerprint}}) {
+    if (auto s = RunCommand({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key}); !s.ok()) {
+      return s.status();
+    }
+    auto text = testing::ReadFile(key + ".pub");
+    if (!text.ok()) return text.status();
+    *pub = *text;
+    // "256 SHA256:... comment (ED25519)"
+    auto listed = RunCommand({"ssh-keygen", "-lf", key + ".pub"});
+    if (!listed.ok()) return listed.status();
+    std::vector<std::string> fields = absl::StrSplit(*listed, ' ');
+    if (fields.size() < 2 || !absl::StartsWith(fields[1], "SHA256:")) {
+      return absl::InternalError(absl::StrCat("ssh-keygen -l: ", *listed));
+    }
+    *fingerprint = fields[1];
   }
-  auto pub = testing::ReadFile(ssh_key + ".pub");
-  if (!pub.ok()) return pub.status();
-  w.ssh_public_key = *pub;
 
   const std::string work = w.root + "/work";
   // git in the work tree; with a signer, its GnuPG home and signing key.
@@ -195,21 +213,34 @@ absl::Status BuildWorld(World& w) {
     return s.status();
   }
   if (auto s = assign(git(nullptr, {"rev-parse", "HEAD"}), &w.c_ssh); !s.ok()) return s;
-  // tampered: Alice's commit with its message changed and her signature kept.
-  auto raw = git(nullptr, {"cat-file", "commit", w.c_alice});
-  if (!raw.ok()) return raw.status();
-  std::string original = *raw + "\n";
-  std::string altered = absl::StrReplaceAll(original, {{"\nalice.txt\n", "\nalice.txt!\n"}});
-  if (altered == original) return absl::InternalError("commit message not found");
-  if (auto s = testing::WriteFile(w.root + "/altered", altered); !s.ok()) return s;
-  if (auto s = assign(git(nullptr, {"hash-object", "-t", "commit", "-w", w.root + "/altered"}),
-                      &w.c_tampered);
+  // v4.0.0-ssh: an annotated tag signed with the same SSH key.
+  if (auto s = git(nullptr, {"-c", "gpg.format=ssh", "-c", "user.signingkey=" + ssh_key + ".pub",
+                             "tag", "-s", "v4.0.0-ssh", "-m", "ssh release"});
       !s.ok()) {
-    return s;
+    return s.status();
   }
-  if (auto s = git(nullptr, {"branch", "tampered", w.c_tampered}); !s.ok()) return s.status();
-  for (auto [tag, out] : {std::pair{"v1.0.0", &w.tag_v1}, std::pair{"v2.0.0-bob", &w.tag_bob},
-                          std::pair{"v3.0.0-plain", &w.tag_plain}}) {
+  // An altered copy of a signed commit, signature kept, on branch `branch`.
+  auto alter = [&](const std::string& commit_sha, const std::string& message,
+                   const std::string& branch, std::string* out) -> absl::Status {
+    auto raw = git(nullptr, {"cat-file", "commit", commit_sha});
+    if (!raw.ok()) return raw.status();
+    std::string original = *raw + "\n";
+    std::string altered = absl::StrReplaceAll(
+        original, {{absl::StrCat("\n", message, "\n"), absl::StrCat("\n", message, "!\n")}});
+    if (altered == original) return absl::InternalError("commit message not found");
+    const std::string file = absl::StrCat(w.root, "/altered-", branch);
+    if (auto s = testing::WriteFile(file, altered); !s.ok()) return s;
+    if (auto s = assign(git(nullptr, {"hash-object", "-t", "commit", "-w", file}), out); !s.ok()) {
+      return s;
+    }
+    return git(nullptr, {"branch", branch, *out}).status();
+  };
+  if (auto s = alter(w.c_ssh, "ssh", "ssh-tampered", &w.c_ssh_tampered); !s.ok()) return s;
+  // tampered: Alice's commit with its message changed and her signature kept.
+  if (auto s = alter(w.c_alice, "alice.txt", "tampered", &w.c_tampered); !s.ok()) return s;
+  for (auto [tag, out] :
+       {std::pair{"v1.0.0", &w.tag_v1}, std::pair{"v2.0.0-bob", &w.tag_bob},
+        std::pair{"v3.0.0-plain", &w.tag_plain}, std::pair{"v4.0.0-ssh", &w.tag_ssh}}) {
     if (auto s = assign(git(nullptr, {"rev-parse", absl::StrCat("refs/tags/", tag)}), out);
         !s.ok()) {
       return s;
@@ -233,13 +264,14 @@ absl::Status BuildWorld(World& w) {
     GitReference ref;
   };
   std::vector<Fetch> fetches;
-  for (const char* branch : {"alice", "bob", "main", "tampered", "ssh"}) {
+  for (const char* branch : {"alice", "bob", "main", "tampered", "ssh", "ssh-tampered"}) {
     fetches.push_back({branch, {branch, "", "", "", ""}});
   }
   fetches.push_back({"tag-v1", {"", "v1.0.0", "", "", ""}});
   fetches.push_back({"tag-bob", {"", "v2.0.0-bob", "", "", ""}});
   fetches.push_back({"tag-light", {"", "v3.0.0-light", "", "", ""}});
   fetches.push_back({"tag-plain", {"", "v3.0.0-plain", "", "", ""}});
+  fetches.push_back({"tag-ssh", {"", "v4.0.0-ssh", "", "", ""}});
   for (const Fetch& f : fetches) {
     GitFetchOptions options;
     options.url = w.daemon->Url("repo.git");
@@ -271,7 +303,7 @@ class VerifyTest : public ::testing::Test {
     delete world;
     world = nullptr;
   }
-  void SetUp() override { ASSERT_EQ(world->caches.size(), 9u) << "test world not built"; }
+  void SetUp() override { ASSERT_EQ(world->caches.size(), 11u) << "test world not built"; }
 
   static const std::string& Cache(const std::string& name) { return world->caches.at(name); }
   static VerificationKeys Keys(
@@ -279,6 +311,7 @@ class VerifyTest : public ::testing::Test {
     return VerificationKeys(keys);
   }
   static VerificationKeys Alice() { return Keys({{"alice.asc", world->alice.armored}}); }
+  static VerificationKeys Ssh() { return Keys({{"id.sshpub", world->ssh_public_key}}); }
 };
 
 TEST_F(VerifyTest, CommitSignedBySubkeyReportsPrimaryKeyId) {
@@ -385,10 +418,118 @@ TEST_F(VerifyTest, SecretWithoutKeysOfTheSignatureTypeIsInvalidArgument) {
             absl::StrCat("signature verification of commit '", world->c_ssh,
                          "' failed: SSH signature detected but no SSH public keys found in secret "
                          "(keys with .sshpub suffix)"));
-  auto unsupported =
-      VerifyCommit(Cache("ssh"), world->c_ssh, Keys({{"id.sshpub", world->ssh_public_key}}));
-  ASSERT_FALSE(unsupported.ok());
-  EXPECT_EQ(unsupported.status().code(), absl::StatusCode::kUnimplemented) << unsupported.status();
+}
+
+TEST_F(VerifyTest, SshSignedCommitReportsTheKeyFingerprint) {
+  ASSERT_EQ(world->revisions["ssh"].commit, world->c_ssh);
+  auto v = VerifyCommit(Cache("ssh"), world->c_ssh, Ssh());
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->key_id, world->ssh_fingerprint);
+  EXPECT_EQ(v->object, world->c_ssh);
+  // An authorized_keys value: comments, blank lines, options, other keys
+  // first; OpenPGP keys next to it do not matter.
+  const std::string keys = absl::StrCat("# deploy keys\n\n", world->ssh_other_public_key,
+                                        "no-pty,command=\"echo a b\" ", world->ssh_public_key);
+  auto several = VerifyCommit(Cache("ssh"), world->c_ssh,
+                              Keys({{"alice.asc", world->alice.armored}, {"keys.sshpub", keys}}));
+  ASSERT_TRUE(several.ok()) << several.status();
+  EXPECT_EQ(several->key_id, world->ssh_fingerprint);
+  // git agrees, with the same key as an allowed signer.
+  const std::string allowed = world->root + "/allowed_signers";
+  ASSERT_TRUE(testing::WriteFile(allowed, "test@example.com " + world->ssh_public_key).ok());
+  auto git_verify =
+      RunCommand({"git", "-C", Cache("ssh"), "-c", "gpg.ssh.allowedSignersFile=" + allowed,
+                  "verify-commit", world->c_ssh});
+  EXPECT_TRUE(git_verify.ok()) << git_verify.status();
+}
+
+TEST_F(VerifyTest, SshCommitSignedByAnotherKeyIsPermissionDenied) {
+  auto v = VerifyCommit(Cache("ssh"), world->c_ssh,
+                        Keys({{"other.sshpub", world->ssh_other_public_key}}));
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(v.status().message(),
+            absl::StrCat("signature verification of commit '", world->c_ssh,
+                         "' failed: unable to verify Git commit SSH signature: ", kSshNoMatch,
+                         "\npublic key does not match"));
+}
+
+TEST_F(VerifyTest, AlteredSshCommitDoesNotVerify) {
+  auto v = VerifyCommit(Cache("ssh-tampered"), world->c_ssh_tampered, Ssh());
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(v.status().message(),
+            absl::StrCat("signature verification of commit '", world->c_ssh_tampered,
+                         "' failed: unable to verify Git commit SSH signature: ", kSshNoMatch,
+                         "\nssh: signature did not verify"));
+  // Both causes, in the order of the keys.
+  auto both = VerifyCommit(
+      Cache("ssh-tampered"), world->c_ssh_tampered,
+      Keys({{"a.sshpub", world->ssh_other_public_key}, {"b.sshpub", world->ssh_public_key}}));
+  ASSERT_FALSE(both.ok());
+  EXPECT_TRUE(absl::EndsWith(
+      both.status().message(),
+      absl::StrCat(kSshNoMatch, "\npublic key does not match\nssh: signature did not verify")))
+      << both.status();
+}
+
+TEST_F(VerifyTest, GarbageSshKeyIsInvalidArgumentNamingTheDataKey) {
+  for (const std::string& garbage : {std::string("not a key"), std::string("ssh-ed25519 AAAA!!!"),
+                                     absl::StrCat(world->ssh_public_key, "ssh-ed25519\n")}) {
+    SCOPED_TRACE(garbage);
+    auto v = VerifyCommit(Cache("ssh"), world->c_ssh, Keys({{"bad.sshpub", garbage}}));
+    ASSERT_FALSE(v.ok());
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(v.status().message(),
+              absl::StrCat("signature verification of commit '", world->c_ssh,
+                           "' failed: unable to verify Git commit SSH signature: unable to parse "
+                           "authorized keys 'bad.sshpub': unable to parse authorized key: ssh: no "
+                           "key found"));
+    EXPECT_FALSE(absl::StrContains(v.status().message(), "AAAA")) << v.status();
+  }
+  // As in Flux, a bad value next to a good one is skipped.
+  auto skipped =
+      VerifyCommit(Cache("ssh"), world->c_ssh,
+                   Keys({{"a-bad.sshpub", "garbage"}, {"b.sshpub", world->ssh_public_key}}));
+  ASSERT_TRUE(skipped.ok()) << skipped.status();
+  EXPECT_EQ(skipped->key_id, world->ssh_fingerprint);
+}
+
+TEST_F(VerifyTest, SshSignedTagVerifies) {
+  const std::string& cache = Cache("tag-ssh");
+  EXPECT_EQ(world->revisions["tag-ssh"].commit, world->c_ssh);
+  auto v = VerifyTag(cache, "refs/tags/v4.0.0-ssh", Ssh());
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->key_id, world->ssh_fingerprint);
+  EXPECT_EQ(v->object, absl::StrCat("v4.0.0-ssh@", world->tag_ssh));
+  auto bad = VerifyTag(cache, "v4.0.0-ssh", Keys({{"other.sshpub", world->ssh_other_public_key}}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(bad.status().message(),
+            absl::StrCat("signature verification of tag 'v4.0.0-ssh@", world->tag_ssh,
+                         "' failed: unable to verify Git tag SSH signature: ", kSshNoMatch,
+                         "\npublic key does not match"));
+}
+
+TEST_F(VerifyTest, VerifySourceWithSshKeysGivesFluxMessages) {
+  const std::string& fp = world->ssh_fingerprint;
+  SourceVerification head =
+      VerifySource(Cache("ssh"), VerificationMode::kHead, world->c_ssh, "", Ssh());
+  EXPECT_TRUE(head.status.ok()) << head.status;
+  EXPECT_EQ(head.reason, "Succeeded");
+  EXPECT_EQ(head.message, absl::StrCat("verified signature of\n\t- commit '", world->c_ssh,
+                                       "' with key '", fp, "'"));
+  SourceVerification both = VerifySource(Cache("tag-ssh"), VerificationMode::kTagAndHead,
+                                         world->c_ssh, "refs/tags/v4.0.0-ssh", Ssh());
+  EXPECT_TRUE(both.status.ok()) << both.status;
+  EXPECT_EQ(both.message, absl::StrCat("verified signature of\n\t- tag 'v4.0.0-ssh@",
+                                       world->tag_ssh, "' with key '", fp, "'\n\t- commit '",
+                                       world->c_ssh, "' with key '", fp, "'"));
+  SourceVerification bad = VerifySource(Cache("ssh-tampered"), VerificationMode::kHead,
+                                        world->c_ssh_tampered, "", Ssh());
+  EXPECT_FALSE(bad.status.ok());
+  EXPECT_EQ(bad.reason, "InvalidCommitSignature");
+  EXPECT_FALSE(bad.stalled);
 }
 
 TEST_F(VerifyTest, SignedAnnotatedTagFetchedByTagRefVerifies) {
@@ -513,7 +654,9 @@ std::vector<std::string> GnupgHomesIn(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     std::string name = e.path().filename().string();
-    if (absl::StartsWith(name, "gitops-gpg-")) out.push_back(name);
+    if (absl::StartsWith(name, "gitops-gpg-") || absl::StartsWith(name, "gitops-ssh-")) {
+      out.push_back(name);
+    }
   }
   return out;
 }
@@ -567,6 +710,16 @@ TEST_F(VerifyTest, ConcurrentVerificationsAreIndependentAndLeaveNothingBehind) {
         if (bad.ok() || bad.status().code() != absl::StatusCode::kPermissionDenied) {
           failures[t].push_back(absl::StrCat("bad: ", bad.status().ToString()));
         }
+        // SSH: each call runs its own ssh-keygen on its own allowed_signers.
+        VerificationKeys ssh = {{"k.sshpub", world->ssh_public_key}};
+        auto ssh_good = VerifyCommit(world->caches.at("ssh"), world->c_ssh, ssh);
+        if (!ssh_good.ok() || ssh_good->key_id != world->ssh_fingerprint) {
+          failures[t].push_back(absl::StrCat("ssh good: ", ssh_good.status().ToString()));
+        }
+        auto ssh_bad = VerifyCommit(world->caches.at("ssh-tampered"), world->c_ssh_tampered, ssh);
+        if (ssh_bad.ok() || ssh_bad.status().code() != absl::StatusCode::kPermissionDenied) {
+          failures[t].push_back(absl::StrCat("ssh bad: ", ssh_bad.status().ToString()));
+        }
       }
     });
   }
@@ -585,7 +738,7 @@ TEST_F(VerifyTest, ConcurrentVerificationsAreIndependentAndLeaveNothingBehind) {
   EXPECT_TRUE(GnupgHomesIn(tmp).empty());
   std::vector<std::string> leftovers = ProcessesMentioning(tmp + "/gitops-gpg-");
   EXPECT_TRUE(leftovers.empty()) << leftovers[0];
-  constexpr int kCalls = kThreads * kRounds * 2;
+  constexpr int kCalls = kThreads * kRounds * 4;
   std::cout << "[   INFO   ] " << kCalls << " verifications on " << kThreads << " threads: " << ms
             << " ms wall, " << ms * kThreads / kCalls << " ms per verification per thread\n";
 }
@@ -602,6 +755,26 @@ TEST_F(VerifyTest, SequentialVerificationCost) {
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::cout << "[   INFO   ] sequential VerifyCommit: " << ms / kCalls << " ms each\n";
+  for (const char* kind : {"SSH", "SSH tag", "SSH other key"}) {
+    start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kCalls; ++i) {
+      if (absl::string_view(kind) == "SSH") {
+        auto v = VerifyCommit(Cache("ssh"), world->c_ssh, Ssh());
+        ASSERT_TRUE(v.ok()) << v.status();
+      } else if (absl::string_view(kind) == "SSH tag") {
+        auto v = VerifyTag(Cache("tag-ssh"), "v4.0.0-ssh", Ssh());
+        ASSERT_TRUE(v.ok()) << v.status();
+      } else {
+        auto v = VerifyCommit(Cache("ssh"), world->c_ssh,
+                              Keys({{"o.sshpub", world->ssh_other_public_key}}));
+        ASSERT_FALSE(v.ok());
+      }
+    }
+    ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "[   INFO   ] sequential " << kind << " verification: " << ms / kCalls
+              << " ms each\n";
+  }
 }
 
 TEST(ParseVerificationModeTest, AcceptsFluxValues) {
