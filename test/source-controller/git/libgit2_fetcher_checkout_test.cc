@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "source-controller/git/libgit2_fetcher.h"
+#include "test/source-controller/git/test_repo.h"
 #include "test/support/git_servers.h"
 #include "test/support/process.h"
 
@@ -92,7 +93,7 @@ std::string Gitmodules(const std::vector<std::pair<std::string, std::string>>& p
   return out;
 }
 
-class FetcherCheckoutTest : public ::testing::Test {
+class FetcherCheckoutTest : public FetcherTest {
  protected:
   static void SetUpTestSuite() {
     root_ = new std::string(testing::MakeTempDir("fetch-checkout"));
@@ -143,12 +144,6 @@ class FetcherCheckoutTest : public ::testing::Test {
     return parent->Push(srv + "/parent.git");
   }
 
-  void SetUp() override {
-    fetcher_ = NewLibgit2Fetcher();
-    scratch_ = testing::MakeTempDir("fetch-checkout-scratch");
-  }
-  void TearDown() override { testing::RemoveTree(scratch_); }
-
   GitFetchOptions Options(const std::string& url) {
     GitFetchOptions o;
     o.url = url;
@@ -156,7 +151,6 @@ class FetcherCheckoutTest : public ::testing::Test {
     o.timeout = absl::Seconds(20);
     return o;
   }
-  std::string Dir(absl::string_view name) { return absl::StrCat(scratch_, "/", name); }
   absl::StatusOr<GitRevision> Fetch(const GitFetchOptions& o, absl::string_view cache,
                                     absl::string_view checkout) {
     return fetcher_->FetchAndCheckout(o, Dir(cache), Dir(checkout));
@@ -184,8 +178,6 @@ class FetcherCheckoutTest : public ::testing::Test {
   static std::string* srv_;
   static std::string* sub_c1_;
   static testing::GitDaemon* daemon_;
-  std::unique_ptr<GitFetcher> fetcher_;
-  std::string scratch_;
 };
 
 std::string* FetcherCheckoutTest::root_ = nullptr;

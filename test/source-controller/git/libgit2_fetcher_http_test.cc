@@ -18,7 +18,7 @@ constexpr char kUser[] = "flux";
 constexpr char kPassword[] = "s3cret-pass";
 constexpr char kToken[] = "tok-abcdef123456";
 
-class FetcherHttpTest : public ::testing::Test {
+class FetcherHttpTest : public FetcherTest {
  protected:
   static void SetUpTestSuite() {
     auto repo = TestRepo::Create("fetch-http");
@@ -29,11 +29,6 @@ class FetcherHttpTest : public ::testing::Test {
     testing::RemoveTree(repo_->root);
     delete repo_;
   }
-  void SetUp() override {
-    fetcher_ = NewLibgit2Fetcher();
-    scratch_ = testing::MakeTempDir("fetch-http-scratch");
-  }
-  void TearDown() override { testing::RemoveTree(scratch_); }
 
   std::unique_ptr<testing::GitHttpServer> Serve(const testing::GitHttpServer::Options& options) {
     auto server = testing::GitHttpServer::Start(repo_->serve_root, options);
@@ -47,7 +42,6 @@ class FetcherHttpTest : public ::testing::Test {
     o.timeout = absl::Seconds(20);
     return o;
   }
-  std::string Dir(absl::string_view name) { return absl::StrCat(scratch_, "/", name); }
   // Resolves and fetches; returns the fetch result after checking both agree.
   absl::StatusOr<GitRevision> ResolveAndFetch(const GitFetchOptions& o, absl::string_view tag) {
     auto resolved = fetcher_->ResolveRemote(o);
@@ -59,8 +53,6 @@ class FetcherHttpTest : public ::testing::Test {
   }
 
   static TestRepo* repo_;
-  std::unique_ptr<GitFetcher> fetcher_;
-  std::string scratch_;
 };
 
 TestRepo* FetcherHttpTest::repo_ = nullptr;

@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "source-controller/git/libgit2_fetcher.h"
+#include "test/source-controller/git/test_repo.h"
 #include "test/support/git_servers.h"
 #include "test/support/process.h"
 
@@ -22,14 +23,8 @@ std::vector<std::string> UrlsFor(int port) {
   };
 }
 
-class FetcherNetworkTest : public ::testing::Test {
+class FetcherNetworkTest : public FetcherTest {
  protected:
-  void SetUp() override {
-    fetcher_ = NewLibgit2Fetcher();
-    scratch_ = testing::MakeTempDir("fetch-net");
-  }
-  void TearDown() override { testing::RemoveTree(scratch_); }
-
   GitFetchOptions Options(const std::string& url, absl::Duration timeout) {
     GitFetchOptions o;
     o.url = url;
@@ -38,9 +33,6 @@ class FetcherNetworkTest : public ::testing::Test {
     o.credentials.ssh_identity = "unused";
     return o;
   }
-
-  std::unique_ptr<GitFetcher> fetcher_;
-  std::string scratch_;
 };
 
 TEST_F(FetcherNetworkTest, ClosedPortIsUnavailable) {

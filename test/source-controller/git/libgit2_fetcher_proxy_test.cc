@@ -20,7 +20,7 @@ namespace {
 constexpr char kProxyUser[] = "proxy-user";
 constexpr char kProxyPassword[] = "proxy-pass-123";
 
-class FetcherProxyTest : public ::testing::Test {
+class FetcherProxyTest : public FetcherTest {
  protected:
   static void SetUpTestSuite() {
     auto repo = TestRepo::Create("fetch-proxy");
@@ -39,11 +39,6 @@ class FetcherProxyTest : public ::testing::Test {
     testing::RemoveTree(repo_->root);
     delete repo_;
   }
-  void SetUp() override {
-    fetcher_ = NewLibgit2Fetcher();
-    scratch_ = testing::MakeTempDir("fetch-proxy-scratch");
-  }
-  void TearDown() override { testing::RemoveTree(scratch_); }
 
   GitFetchOptions Options(const std::string& url) {
     GitFetchOptions o;
@@ -55,7 +50,6 @@ class FetcherProxyTest : public ::testing::Test {
     o.proxy.password = kProxyPassword;
     return o;
   }
-  std::string Dir(absl::string_view name) { return absl::StrCat(scratch_, "/", name); }
   absl::StatusOr<GitRevision> Fetch(const GitFetchOptions& o, absl::string_view tag) {
     return fetcher_->FetchAndCheckout(o, Dir(absl::StrCat("cache-", tag)),
                                       Dir(absl::StrCat("co-", tag)));
@@ -69,8 +63,6 @@ class FetcherProxyTest : public ::testing::Test {
   static TestRepo* repo_;
   static testing::GitHttpServer* http_;
   static testing::TinyProxy* proxy_;
-  std::unique_ptr<GitFetcher> fetcher_;
-  std::string scratch_;
 };
 
 TestRepo* FetcherProxyTest::repo_ = nullptr;

@@ -14,7 +14,7 @@
 namespace gitops::source {
 namespace {
 
-class FetcherSshTest : public ::testing::Test {
+class FetcherSshTest : public FetcherTest {
  protected:
   static void SetUpTestSuite() {
     auto repo = TestRepo::Create("fetch-ssh");
@@ -35,10 +35,8 @@ class FetcherSshTest : public ::testing::Test {
   }
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
-    fetcher_ = NewLibgit2Fetcher();
-    scratch_ = testing::MakeTempDir("fetch-ssh-scratch");
+    FetcherTest::SetUp();
   }
-  void TearDown() override { testing::RemoveTree(scratch_); }
 
   GitFetchOptions Options() {
     GitFetchOptions o;
@@ -49,13 +47,10 @@ class FetcherSshTest : public ::testing::Test {
     o.timeout = absl::Seconds(20);
     return o;
   }
-  std::string Dir(absl::string_view name) { return absl::StrCat(scratch_, "/", name); }
 
   static TestRepo* repo_;
   static testing::GitSshServer* server_;
   static testing::SshKeyPair* other_key_;
-  std::unique_ptr<GitFetcher> fetcher_;
-  std::string scratch_;
 };
 
 TestRepo* FetcherSshTest::repo_ = nullptr;

@@ -5,10 +5,13 @@
 #ifndef GITOPS_TEST_SOURCE_CONTROLLER_GIT_TEST_REPO_H_
 #define GITOPS_TEST_SOURCE_CONTROLLER_GIT_TEST_REPO_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "source-controller/git/libgit2_fetcher.h"
 #include "test/support/git_servers.h"
 #include "test/support/process.h"
 
@@ -67,6 +70,22 @@ struct TestRepo {
     if (auto s = repo->Push(bare, "main", "refs/heads/main"); !s.ok()) return s;
     return c;
   }
+};
+
+// What every fetcher test starts from: a libgit2 fetcher and a scratch
+// directory for caches and checkouts, removed after the test.
+class FetcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fetcher_ = NewLibgit2Fetcher();
+    scratch_ = testing::MakeTempDir("fetch-scratch");
+  }
+  void TearDown() override { testing::RemoveTree(scratch_); }
+  // <scratch>/<name>.
+  std::string Dir(absl::string_view name) { return absl::StrCat(scratch_, "/", name); }
+
+  std::unique_ptr<GitFetcher> fetcher_;
+  std::string scratch_;
 };
 
 }  // namespace gitops::source
