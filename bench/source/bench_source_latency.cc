@@ -175,11 +175,8 @@ int Main(int argc, char** argv) {
   UseFastTmpdir();
   const std::string root = t::MakeTempDir("bench-source-latency");
 
-  auto api = t::TestApiServer::StartWithCrds();
+  auto api = StartApiServer();
   if (!api.ok()) Die(api.status().ToString());
-  if (auto s = (*api)->Kubectl({"create", "namespace", kNamespace}); !s.ok()) {
-    Die(s.status().ToString());
-  }
 
   // The repository and its server.
   const std::string bare = root + "/srv/repo.git";

@@ -158,11 +158,8 @@ int Main(int argc, char** argv) {
   UseFastTmpdir();
   const std::string root = t::MakeTempDir("bench-source-scale");
 
-  auto api = t::TestApiServer::StartWithCrds();
+  auto api = StartApiServer();
   if (!api.ok()) Die(api.status().ToString());
-  if (auto s = (*api)->Kubectl({"create", "namespace", kNamespace}); !s.ok()) {
-    Die(s.status().ToString());
-  }
   const pid_t api_pid = FindChild("test-apiserver");
   if (api_pid < 0) Die("cannot find the test-apiserver process");
 

@@ -168,6 +168,15 @@ void KillChildren() {
   }
 }
 
+absl::StatusOr<std::unique_ptr<testing::TestApiServer>> StartApiServer() {
+  auto api = testing::TestApiServer::StartWithCrds();
+  if (!api.ok()) return api.status();
+  if (auto s = (*api)->Kubectl({"create", "namespace", kBenchNamespace}); !s.ok()) {
+    return s.status();
+  }
+  return api;
+}
+
 void Die(absl::string_view bench, const std::string& what) {
   std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(bench.size()), bench.data(), what.c_str());
   KillChildren();

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/kube/kube_client.h"
+#include "test/apiserver/test_apiserver.h"
 #include "test/support/git_servers.h"
 #include "test/support/process.h"
 
@@ -67,6 +68,9 @@ double Quantile(std::vector<double> values, double q);
 // does: $TMPDIR if set, else /dev/shm when writable (inode churn on a disk
 // file system otherwise dominates small-file work).
 void UseFastTmpdir();
+
+// The test API server with the chart's CRDs and the flux-system namespace.
+absl::StatusOr<std::unique_ptr<testing::TestApiServer>> StartApiServer();
 
 // The real source-controller binary in Kubernetes mode on loopback ports.
 struct Controller {
