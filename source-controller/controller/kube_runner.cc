@@ -434,37 +434,18 @@ absl::StatusOr<std::map<std::string, std::string>> KubeGitRepositoryRunner::Secr
 }
 
 ReconcileInputs KubeGitRepositoryRunner::Inputs(const GitRepository& repo) {
-  ReconcileInputs in;
   const std::string& ns = repo.namespace_name;
-  if (!repo.spec.secret_name.empty()) {
-    auto data = SecretData(ns, repo.spec.secret_name);
-    in.credentials = data.ok() ? absl::StatusOr<GitCredentials>(CredentialsFromSecretData(*data))
-                               : absl::StatusOr<GitCredentials>(data.status());
-  }
-  if (!repo.spec.proxy_secret_name.empty()) {
-    auto data = SecretData(ns, repo.spec.proxy_secret_name);
-    if (data.ok()) {
-      in.proxy = ProxyFromSecretData(*data, ns, repo.spec.proxy_secret_name);
-    } else {
-      in.proxy = data.status();
-    }
-  }
-  if (repo.spec.verify) in.verify_keys = SecretData(ns, repo.spec.verify->secret_name);
-  for (const GitRepositoryInclude& inc : repo.spec.include) {
-    std::optional<json> dep = informer_->Get(absl::StrCat(ns, "/", inc.repository));
+  InputSources sources;
+  sources.secret = [&](const std::string& name) { return SecretData(ns, name); };
+  sources.repository = [&](const std::string& name) -> absl::StatusOr<GitRepositoryStatus> {
+    std::optional<json> dep = informer_->Get(absl::StrCat(ns, "/", name));
     if (!dep) {
-      in.includes.push_back(absl::NotFoundError(absl::StrCat(
-          "gitrepositories.source.toolkit.fluxcd.io \"", inc.repository, "\" not found")));
-      continue;
+      return absl::NotFoundError(
+          absl::StrCat("gitrepositories.source.toolkit.fluxcd.io \"", name, "\" not found"));
     }
-    GitRepositoryStatus dep_status = StatusFromJson(StatusOf(*dep));
-    if (!dep_status.artifact) {
-      in.includes.push_back(absl::FailedPreconditionError("no artifact"));
-    } else {
-      in.includes.push_back(*dep_status.artifact);
-    }
-  }
-  return in;
+    return StatusFromJson(StatusOf(*dep));
+  };
+  return GatherInputs(repo, sources);
 }
 
 absl::Duration KubeGitRepositoryRunner::Jittered(absl::Duration interval) {

@@ -106,6 +106,38 @@ SourceKey KeyOf(const GitRepository& repo) {
   return SourceKey{kGitRepositoryKind, repo.namespace_name, repo.name};
 }
 
+ReconcileInputs GatherInputs(const GitRepository& repo, const InputSources& sources) {
+  ReconcileInputs in;
+  if (!repo.spec.secret_name.empty()) {
+    auto data = sources.secret(repo.spec.secret_name);
+    if (data.ok()) {
+      in.credentials = CredentialsFromSecretData(*data);
+    } else {
+      in.credentials = data.status();
+    }
+  }
+  if (!repo.spec.proxy_secret_name.empty()) {
+    auto data = sources.secret(repo.spec.proxy_secret_name);
+    if (data.ok()) {
+      in.proxy = ProxyFromSecretData(*data, repo.namespace_name, repo.spec.proxy_secret_name);
+    } else {
+      in.proxy = data.status();
+    }
+  }
+  if (repo.spec.verify) in.verify_keys = sources.secret(repo.spec.verify->secret_name);
+  for (const GitRepositoryInclude& inc : repo.spec.include) {
+    auto dep = sources.repository(inc.repository);
+    if (!dep.ok()) {
+      in.includes.push_back(dep.status());
+    } else if (!dep->artifact) {
+      in.includes.push_back(absl::FailedPreconditionError("no artifact"));
+    } else {
+      in.includes.push_back(*dep->artifact);
+    }
+  }
+  return in;
+}
+
 std::string CommitSubject(absl::string_view message) {
   absl::string_view subject = message.substr(0, message.find('\n'));
   // Flux counts runes; count UTF-8 code points the same way.

@@ -97,6 +97,20 @@ struct ReconcileInputs {
   bool publish = true;
 };
 
+// Where a runner finds what spec refers to, both in repo's namespace.
+struct InputSources {
+  // A Secret's decoded data; errors carry Flux's "failed to get secret" text.
+  std::function<absl::StatusOr<std::map<std::string, std::string>>(const std::string& name)> secret;
+  // The GitRepository `name`'s status; NotFound (with a message naming it)
+  // when it does not exist.
+  std::function<absl::StatusOr<GitRepositoryStatus>(const std::string& name)> repository;
+};
+
+// The credentials, proxy, verification keys and included artifacts for one
+// run of `repo`, read through `sources` (requested_at and progress are left
+// to the caller).
+ReconcileInputs GatherInputs(const GitRepository& repo, const InputSources& sources);
+
 // How a run ended, as Flux's runtime classifies it.
 enum class ReconcileKind {
   kSuccess,  // artifact up to date (new, or nothing changed)

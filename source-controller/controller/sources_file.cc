@@ -203,46 +203,28 @@ absl::Status SourcesFileRunner::Load(bool initial) {
 }
 
 ReconcileInputs SourcesFileRunner::InputsFor(const GitRepository& repo) const {
-  ReconcileInputs in;
-  auto secret = [&](const std::string& name)
-                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<SecretMap> {
-    auto it = secrets_.find(absl::StrCat(repo.namespace_name, "/", name));
+  const std::string& ns = repo.namespace_name;
+  InputSources sources;
+  sources.secret = [&](const std::string& name)
+                       ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<SecretMap> {
+    auto it = secrets_.find(absl::StrCat(ns, "/", name));
     if (it == secrets_.end()) {
       return absl::NotFoundError(
-          absl::StrCat("failed to get secret '", repo.namespace_name, "/", name, "': not found"));
+          absl::StrCat("failed to get secret '", ns, "/", name, "': not found"));
     }
     return it->second;
   };
-  if (!repo.spec.secret_name.empty()) {
-    auto data = secret(repo.spec.secret_name);
-    if (data.ok()) {
-      in.credentials = CredentialsFromSecretData(*data);
-    } else {
-      in.credentials = data.status();
-    }
-  }
-  if (!repo.spec.proxy_secret_name.empty()) {
-    auto data = secret(repo.spec.proxy_secret_name);
-    if (data.ok()) {
-      in.proxy = ProxyFromSecretData(*data, repo.namespace_name, repo.spec.proxy_secret_name);
-    } else {
-      in.proxy = data.status();
-    }
-  }
-  if (repo.spec.verify) in.verify_keys = secret(repo.spec.verify->secret_name);
-  for (const GitRepositoryInclude& inc : repo.spec.include) {
-    auto it = entries_.find(absl::StrCat(repo.namespace_name, "/", inc.repository));
+  sources.repository = [&](const std::string& name)
+                           ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<GitRepositoryStatus> {
+    auto it = entries_.find(absl::StrCat(ns, "/", name));
     if (it == entries_.end() || it->second.removed) {
-      in.includes.push_back(
-          absl::NotFoundError(absl::StrCat("GitRepository '", repo.namespace_name, "/",
-                                           inc.repository, "' not found in ", options_.path)));
-    } else if (!it->second.repo.status.artifact) {
-      in.includes.push_back(absl::FailedPreconditionError("no artifact"));
-    } else {
-      in.includes.push_back(*it->second.repo.status.artifact);
+      return absl::NotFoundError(
+          absl::StrCat("GitRepository '", ns, "/", name, "' not found in ", options_.path));
     }
-  }
-  return in;
+    return it->second.repo.status;
+  };
+  // Called with mu_ held (InputsFor requires it); the lookups run inside.
+  return GatherInputs(repo, sources);
 }
 
 void SourcesFileRunner::WorkerLoop() {
