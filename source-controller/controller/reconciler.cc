@@ -175,11 +175,19 @@ class GitRepositoryReconciler::Run {
     const Condition* c = FindCondition(repo_.status.conditions, type);
     return c != nullptr && c->status == status;
   }
-  // Flux's rreconcile.ProgressiveStatus.
-  void Progressive(absl::string_view message) {
+  // Flux's rreconcile.ProgressiveStatus: Reconciling=True always; Ready
+  // turns Unknown only on drift (no artifact yet, a new revision or new
+  // includes to build) or when it was not known anyway. A retry of a failing
+  // object keeps Ready=False while it starts over, and a routine re-check of
+  // a ready one keeps Ready=True.
+  enum class Drift { kNo, kYes };
+  void Progressive(Drift drift, absl::string_view message) {
     Delete(kStalledCondition);
     Mark(kReconcilingCondition, "True", kProgressingReason, message);
-    Mark(kReadyCondition, "Unknown", kProgressingReason, message);
+    const Condition* ready = FindCondition(repo_.status.conditions, kReadyCondition);
+    if (drift == Drift::kYes || ready == nullptr || ready->status == "Unknown") {
+      Mark(kReadyCondition, "Unknown", kProgressingReason, message);
+    }
   }
   // Flux writes the in-progress status at each of these points; we write
   // the latest one just before the next slow step (remote check, fetch,
@@ -421,10 +429,10 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   ReconcileOutcome out;
 
   // Persist Reconciling when the generation moved or a reconcile was asked.
-  Progressive("reconciliation in progress");
+  Progressive(Drift::kNo, "reconciliation in progress");
   if (repo_.generation != status.observed_generation) {
-    Progressive(absl::StrCat("processing object: new generation ", status.observed_generation,
-                             " -> ", repo_.generation));
+    Progressive(Drift::kNo, absl::StrCat("processing object: new generation ",
+                                         status.observed_generation, " -> ", repo_.generation));
     Progressing();
   } else if (in_.requested_at != status.last_handled_reconcile_at) {
     Progressing();
@@ -437,7 +445,8 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
     missing = true;
   }
   if (!status.artifact) {
-    Progressive(missing ? "building artifact: disappeared from storage" : "building artifact");
+    Progressive(Drift::kYes,
+                missing ? "building artifact: disappeared from storage" : "building artifact");
     Delete(kArtifactInStorageCondition);
     Progressing();
   } else {
@@ -493,7 +502,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
     if (!status.included_artifacts.empty()) {
       Mark(kArtifactOutdatedCondition, "True", kIncludeChangeReason, kMessage);
     }
-    Progressive(absl::StrCat("building artifact: ", kMessage));
+    Progressive(Drift::kYes, absl::StrCat("building artifact: ", kMessage));
     Progressing();
     // Written now: ArtifactOutdated goes again right below, as in Flux.
     if (!Flush(&out)) return Summarize(out);
@@ -564,7 +573,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   if (!status.artifact || status.artifact->revision != fetched->revision) {
     const std::string message = absl::StrCat("new upstream revision '", fetched->revision, "'");
     if (status.artifact) Mark(kArtifactOutdatedCondition, "True", kNewRevisionReason, message);
-    Progressive(absl::StrCat("building artifact: ", message));
+    Progressive(Drift::kYes, absl::StrCat("building artifact: ", message));
     Progressing();
   }
   if (!Flush(&out)) return Summarize(out);

@@ -237,7 +237,7 @@ void SourcesFileRunner::WorkerLoop() {
       while (true) {
         if (stopping_) return;
         absl::Time now = absl::Now();
-        absl::Time earliest = now + absl::Seconds(1);
+        absl::Time earliest = now + options_.idle_tick;
         Entry* due = nullptr;
         for (auto& [k, e] : entries_) {
           if (e.running || e.removed || e.repo.spec.suspend) continue;

@@ -26,6 +26,9 @@ struct SourcesFileOptions {
   int workers = 2;
   // How often the file is checked for changes.
   absl::Duration poll_interval = absl::Seconds(1);
+  // The longest an idle worker sleeps before it looks for due sources on its
+  // own; it is woken at once when a source becomes due by an edit.
+  absl::Duration idle_tick = absl::Seconds(1);
 };
 
 // Thread-safe. Owns its threads; Stop() joins them.

@@ -153,7 +153,10 @@ TEST_F(LeaderElectionTest, SecondProcessTakesOverWhenLeaderDies) {
   absl::Time killed = absl::Now();
   (*p1)->Signal(SIGKILL);
   ASSERT_TRUE((*p2)->WaitForLog("LEADER two", absl::Seconds(10)).ok()) << (*p2)->ReadLog();
-  EXPECT_LT(absl::Now() - killed, absl::Milliseconds(1500 + 1000));
+  // Within a few lease durations (1.5 s each): the lease expired and was
+  // taken, rather than never or only after the 10 s wait. A tighter bound
+  // would measure the machine's load, not the election.
+  EXPECT_LT(absl::Now() - killed, absl::Milliseconds(4 * 1500));
   auto lease = client_->Get({"coordination.k8s.io", "v1", "Lease"}, "default", "helper-lock");
   ASSERT_TRUE(lease.ok());
   EXPECT_EQ(lease->at("spec").value("holderIdentity", ""), "two");

@@ -634,6 +634,62 @@ TEST_F(ReconcilerTest, ProgressIsWrittenAndFailuresKeepReconcilingWithRetry) {
   EXPECT_EQ(git_->fetches(), fetches);
 }
 
+// Flux's ProgressiveStatus: the in-progress write turns Ready Unknown only
+// for drift (no artifact yet, a new revision); a retry of a failure keeps
+// Ready=False, so `kubectl wait --for=condition=Ready=false` and
+// `kubectl get` do not flicker, and a routine re-check keeps Ready=True.
+TEST_F(ReconcilerTest, InProgressStatusChangesReadyOnlyOnDrift) {
+  std::vector<GitRepository> written;
+  ReconcileInputs in;
+  in.progress = [&](const GitRepository& r) {
+    written.push_back(r);
+    return absl::OkStatus();
+  };
+  auto ready_in = [](const GitRepository& r) {
+    const Condition* c = FindCondition(r.status.conditions, kReadyCondition);
+    return c == nullptr ? std::string("<none>") : c->status + "/" + c->reason;
+  };
+  ASSERT_TRUE(reconciler_->Reconcile(repo_, in, t0_).ok());
+  ASSERT_EQ(Cond(kReadyCondition)->status, "True");
+
+  // A new generation of a ready object: Ready stays True while in progress.
+  written.clear();
+  repo_.spec.ref.branch = "missing";
+  repo_.generation = 2;
+  ReconcileOutcome o = reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(1));
+  ASSERT_EQ(o.kind, ReconcileKind::kFailed);
+  ASSERT_FALSE(written.empty());
+  for (const GitRepository& w : written) {
+    EXPECT_EQ(ready_in(w), "True/Succeeded");
+    EXPECT_EQ(FindCondition(w.status.conditions, kReconcilingCondition)->message,
+              "processing object: new generation 1 -> 2");
+  }
+  ASSERT_EQ(ready_in(repo_), "False/GitOperationFailed");
+
+  // Its retry (here asked for with requestedAt): Ready stays False.
+  written.clear();
+  in.requested_at = "retry-1";
+  o = reconciler_->Reconcile(repo_, in, t0_ + absl::Seconds(2));
+  ASSERT_EQ(o.kind, ReconcileKind::kFailed);
+  ASSERT_FALSE(written.empty());
+  for (const GitRepository& w : written) EXPECT_EQ(ready_in(w), "False/GitOperationFailed");
+  EXPECT_EQ(ready_in(repo_), "False/GitOperationFailed");
+
+  // With no artifact to serve, Flux marks the drift ("building artifact")
+  // on every try: Ready goes Unknown in progress, False again at the end.
+  GitRepository fresh = repo_;
+  fresh.name = "fresh";
+  fresh.status = GitRepositoryStatus{};
+  fresh.generation = 1;
+  ASSERT_EQ(reconciler_->Reconcile(fresh, in, t0_ + absl::Seconds(3)).kind, ReconcileKind::kFailed);
+  written.clear();
+  in.requested_at = "retry-2";
+  ASSERT_EQ(reconciler_->Reconcile(fresh, in, t0_ + absl::Seconds(4)).kind, ReconcileKind::kFailed);
+  ASSERT_FALSE(written.empty());
+  EXPECT_EQ(ready_in(written[0]), "Unknown/Progressing");
+  EXPECT_EQ(FindCondition(fresh.status.conditions, kReadyCondition)->status, "False");
+}
+
 TEST_F(ReconcilerTest, ArtifactOverTheSizeLimitIsRefused) {
   ReconcilerOptions options;
   options.cache_root = tmp_ + "/cache";
