@@ -31,6 +31,7 @@
 #include "source-controller/git/git_ref.h"
 #include "source-controller/git/git_url.h"
 #include "source-controller/git/known_hosts.h"
+#include "source-controller/git/pack_compaction.h"
 #include "source-controller/git/proxy.h"
 #include "source-controller/git/sparse_checkout.h"
 #include "source-controller/git/submodules.h"
@@ -930,6 +931,8 @@ std::shared_ptr<absl::Mutex> CacheLock(const std::string& cache_dir) {
 
 class Libgit2Fetcher : public GitFetcher {
  public:
+  explicit Libgit2Fetcher(Libgit2FetcherOptions options) : options_(options) {}
+
   absl::StatusOr<GitRevision> ResolveRemote(const GitFetchOptions& options) override {
     absl::StatusOr<GitRevision> result = DoResolveRemote(options);
     if (!result.ok()) return common::Annotate(result.status(), Context("list refs of", options));
@@ -996,13 +999,22 @@ class Libgit2Fetcher : public GitFetcher {
     }
     rev.received_objects = fetched.received_objects + checkout.received_objects();
     rev.received_bytes = fetched.received_bytes + checkout.received_bytes();
+    // The checkout is written: keep the cache fast for the next fetch. A
+    // failure costs only speed, never this revision.
+    absl::StatusOr<int> packs = CompactPacks(repo.get(), cache_dir, options_.max_packs_per_cache);
+    if (!packs.ok()) {
+      common::LogError("compact git cache", {{"url", Scrub(options.url, options)},
+                                             {"error", std::string(packs.status().message())}});
+    }
     return rev;
   }
+
+  const Libgit2FetcherOptions options_;
 };
 
 }  // namespace
 
-std::unique_ptr<GitFetcher> NewLibgit2Fetcher() {
+std::unique_ptr<GitFetcher> NewLibgit2Fetcher(Libgit2FetcherOptions options) {
   static std::once_flag once;
   std::call_once(once, [] {
     git_libgit2_init();
@@ -1011,7 +1023,7 @@ std::unique_ptr<GitFetcher> NewLibgit2Fetcher() {
           "register libgit2 socket stream failed; git timeouts only apply during transfer");
     }
   });
-  return std::make_unique<Libgit2Fetcher>();
+  return std::make_unique<Libgit2Fetcher>(options);
 }
 
 }  // namespace gitops::source
