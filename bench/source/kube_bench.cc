@@ -44,8 +44,9 @@ absl::StatusOr<ProcSample> SampleProcess(pid_t pid) {
   while (std::getline(status, line)) {
     double kb = 0;
     absl::string_view l = line;
-    for (auto [key, out] :
-         {std::pair<const char*, double*>{"VmRSS:", &s.rss_mb}, {"VmHWM:", &s.hwm_mb}}) {
+    for (auto [key, out] : {std::pair<const char*, double*>{"VmRSS:", &s.rss_mb},
+                            {"VmHWM:", &s.hwm_mb},
+                            {"RssAnon:", &s.rss_anon_mb}}) {
       if (absl::ConsumePrefix(&l, key)) {
         l = absl::StripAsciiWhitespace(absl::StripSuffix(absl::StripAsciiWhitespace(l), "kB"));
         if (absl::SimpleAtod(l, &kb)) *out = kb / 1024.0;
@@ -291,6 +292,13 @@ absl::StatusOr<Controller> StartController(const std::string& kubeconfig,
                                    "--health-addr=127.0.0.1:0",
                                    "--storage-addr=127.0.0.1:0"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  // e.g. GITOPS_BENCH_CONTROLLER_WRAPPER="heaptrack -o /tmp/controller" to
+  // profile the controller's allocations during a benchmark.
+  if (const char* wrapper = std::getenv("GITOPS_BENCH_CONTROLLER_WRAPPER");
+      wrapper != nullptr && *wrapper != '\0') {
+    std::vector<std::string> wrapped = absl::StrSplit(wrapper, ' ', absl::SkipEmpty());
+    args.insert(args.begin(), wrapped.begin(), wrapped.end());
+  }
   auto proc = testing::Subprocess::Start(args, {}, log_path);
   if (!proc.ok()) return proc.status();
   Controller c;

@@ -28,6 +28,7 @@ struct ProcSample {
   double children_cpu_seconds = 0;  // cutime + cstime (reaped children)
   double rss_mb = 0;                // VmRSS
   double hwm_mb = 0;                // VmHWM (peak RSS)
+  double rss_anon_mb = 0;           // RssAnon (heap and stacks; the rest maps files)
 };
 absl::StatusOr<ProcSample> SampleProcess(pid_t pid);
 

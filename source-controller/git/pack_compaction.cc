@@ -1,6 +1,7 @@
 #include "source-controller/git/pack_compaction.h"
 
 #include <git2.h>
+#include <malloc.h>
 
 #include <filesystem>
 #include <memory>
@@ -131,6 +132,11 @@ absl::StatusOr<int> CompactPacks(git_repository* repo, const std::string& git_di
       fs::remove(dir / absl::StrCat("pack-", name, ext), ec);
     }
   }
+  // The pack builder's object list and delta window were the largest
+  // allocations of this fetch: give the freed pages back to the system
+  // rather than keep the high-water mark resident.
+  pb.reset();
+  malloc_trim(0);
   return CountPacks(git_dir);
 }
 

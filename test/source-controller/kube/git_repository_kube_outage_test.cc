@@ -140,8 +140,10 @@ TEST_F(GitRepositoryKubeOutageTest, UnreachableAndSilentServersDoNotBlockOthers)
   const std::string silent_url = absl::StrCat("http://127.0.0.1:", (*silent)->port(), "/repo.git");
   const absl::Time start = absl::Now();
   Apply("silent-2s", silent_url, "  interval: 1m\n  timeout: 2s\n");
-  // Holds a worker for 8s while the others must go on.
-  Apply("silent-8s", silent_url, "  interval: 1m\n  timeout: 8s\n");
+  // Holds a worker for 20s while the others must go on. The proof is an
+  // order of events, not a stopwatch: the others are done while it still
+  // hangs (20s leaves room for a loaded CI machine).
+  Apply("silent-20s", silent_url, "  interval: 1m\n  timeout: 20s\n");
   Apply("refused", absl::StrCat("http://127.0.0.1:", closed_port, "/repo.git"),
         "  interval: 1m\n  timeout: 5s\n");
   Apply("good", url_, "  interval: 1m\n  ref:\n    branch: main\n");
@@ -150,23 +152,21 @@ TEST_F(GitRepositoryKubeOutageTest, UnreachableAndSilentServersDoNotBlockOthers)
   ExpectFailure("refused", {"FetchFailed",
                             "GitOperationFailed",
                             {absl::StrCat("127.0.0.1:", closed_port), "onnection refused"}});
-  // Both answered while silent-8s still hangs.
   const absl::Duration others_done = absl::Now() - start;
-  json hanging = Get("silent-8s");
-  EXPECT_FALSE(HasCondition(hanging, "FetchFailed")) << hanging.dump();
-  EXPECT_LT(others_done, absl::Seconds(8));
-
   json timed_out =
       ExpectFailure("silent-2s", {"FetchFailed", "GitOperationFailed", {"timed out after 2s"}});
   const absl::Duration two_s_done = absl::Now() - start;
-  ExpectFailure("silent-8s", {"FetchFailed", "GitOperationFailed", {"timed out after 8s"}},
-                absl::Seconds(30));
-  const absl::Duration eight_s_done = absl::Now() - start;
-  EXPECT_LT(two_s_done, absl::Seconds(8));
-  EXPECT_GE(eight_s_done, absl::Seconds(8));
-  std::printf("good+refused answered after %s; silent-2s failed after %s, silent-8s after %s\n",
+  // Both answered, and the 2s timeout fired, while silent-20s still hangs.
+  json hanging = Get("silent-20s");
+  EXPECT_FALSE(HasCondition(hanging, "FetchFailed")) << hanging.dump();
+  ExpectFailure("silent-20s", {"FetchFailed", "GitOperationFailed", {"timed out after 20s"}},
+                absl::Seconds(60));
+  const absl::Duration twenty_s_done = absl::Now() - start;
+  EXPECT_GE(two_s_done, absl::Seconds(2));
+  EXPECT_GE(twenty_s_done, absl::Seconds(20)) << "spec.timeout was cut short";
+  std::printf("good+refused answered after %s; silent-2s failed after %s, silent-20s after %s\n",
               absl::FormatDuration(others_done).c_str(), absl::FormatDuration(two_s_done).c_str(),
-              absl::FormatDuration(eight_s_done).c_str());
+              absl::FormatDuration(twenty_s_done).c_str());
 }
 
 }  // namespace
