@@ -108,13 +108,15 @@ TEST_F(GitRepositoryKubeConfinementTest, StartupOrphanCollectionNeverFollowsSyml
 TEST_F(GitRepositoryKubeConfinementTest, IncludeToPathThroughCommittedSymlinksIsIllegalPath) {
   StartHttp();
   const std::string other_ns = storage() + "/gitrepository/tenant-b";
-  fs::create_directories(other_ns + "/app");
   const std::string app_url =
       HostileRepo("app", {{"README.md", "app\n"}},
                   {{"st", other_ns}, {"gc", storage() + "/.git-cache"}, {"vic", victim_}});
   StartController();
   Apply("lib", url_, "  interval: 1m\n  ref:\n    branch: main\n");
   WaitForRevision("lib", "main@sha1:" + first_);
+  // Another tenant's storage (made after start-up, which would collect it
+  // as an orphan).
+  fs::create_directories(other_ns + "/app");
   const std::vector<std::string> victim_before = Listing(victim_);
   for (const auto& [name, to_path, link] :
        std::vector<std::tuple<std::string, std::string, std::string>>{
@@ -142,6 +144,8 @@ TEST_F(GitRepositoryKubeConfinementTest, IncludeToPathThroughCommittedSymlinksIs
   EXPECT_EQ(Listing(victim_), victim_before);
   // The included source is unaffected.
   EXPECT_EQ(Condition(Get("lib"), "Ready").value("status", ""), "True");
+  // Failed runs are retried: stop first, so no checkout is in flight.
+  StopController();
   ExpectNothingHalfWritten();
 }
 
