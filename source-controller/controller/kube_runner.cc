@@ -1,7 +1,6 @@
 #include "source-controller/controller/kube_runner.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <set>
 #include <system_error>
 #include <utility>

@@ -662,7 +662,8 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   auto storage_failure = [&](absl::string_view reason, absl::string_view prefix,
                              const absl::Status& s) {
     return Summarize(Fail(ReconcileKind::kFailed, kStorageOperationFailedCondition, reason,
-                          s.code(), absl::StrCat(prefix, s.message())));
+                          s.code(),
+                          absl::StrCat(prefix, InRepository(s.message(), checkout, work))));
   };
   if (r_.options_.max_artifact_size > 0) {
     auto bytes = TreeBytes(checkout, r_.options_.max_artifact_size);
@@ -681,7 +682,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   // Ignore files are the repository's: bounded, regular files only, and
   // within the reconcile's time (spec.timeout, as for the fetch).
   IgnoreLoadOptions ignore_options;
-  ignore_options.deadline = absl::Now() + spec.timeout;
+  if (spec.timeout > absl::ZeroDuration()) ignore_options.deadline = absl::Now() + spec.timeout;
   auto ignore = LoadIgnoreRules(checkout.string(), spec.ignore, ignore_options);
   if (!ignore.ok()) {
     return storage_failure(
