@@ -265,6 +265,16 @@ TEST_F(HostileIgnoreFilesTest, SymlinkedSourceIgnoreIsRefusedNotRead) {
   }
 }
 
+// The link is never opened: /proc/self/pagemap once grew the controller to
+// 4 GB. (Even a regression here reads at most max_file_bytes + 1 bytes.)
+TEST_F(HostileIgnoreFilesTest, SourceIgnoreLinkToProcPagemapIsNeverOpened) {
+  std::filesystem::create_symlink("/proc/self/pagemap", tree_ + "/.sourceignore");
+  auto rules = LoadIgnoreRules(tree_, std::nullopt);
+  EXPECT_EQ(rules.status().code(), absl::StatusCode::kFailedPrecondition) << rules.status();
+  EXPECT_TRUE(absl::StrContains(rules.status().message(), "it is a symbolic link"))
+      << rules.status();
+}
+
 TEST_F(HostileIgnoreFilesTest, FifoSourceIgnoreIsRefusedAtOnce) {
   // Without O_NONBLOCK and the type check, opening a FIFO nobody writes to
   // blocks the worker for ever.
