@@ -34,7 +34,7 @@ std::string Prefix(const std::vector<std::string>& parts, size_t n) {
 
 // The names in `dir_fd`, except "." and "..".
 absl::StatusOr<std::vector<std::string>> ReadNames(int dir_fd) {
-  int fd = dup(dir_fd);
+  int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("dup: ", strerror(errno)));
   DIR* d = fdopendir(fd);
   if (d == nullptr) {
@@ -128,7 +128,7 @@ std::string FileTypeName(mode_t mode) {
 
 absl::StatusOr<std::optional<std::string>> FirstSymlink(int root_fd,
                                                         const std::vector<std::string>& parts) {
-  UniqueFd dir(dup(root_fd));
+  UniqueFd dir(fcntl(root_fd, F_DUPFD_CLOEXEC, 0));
   if (!dir.valid()) return absl::InternalError(absl::StrCat("dup: ", strerror(errno)));
   for (size_t i = 0; i < parts.size(); ++i) {
     if (!ValidComponent(parts[i])) {
