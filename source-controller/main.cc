@@ -14,6 +14,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/fs/confined.h"
 #include "common/http/endpoints.h"
 #include "common/kube/config.h"
 #include "common/kube/events.h"
@@ -324,8 +325,10 @@ int Run() {
   rec_options.max_artifact_size = *max_size;
   rec_options.retention_records = absl::GetFlag(FLAGS_artifact_retention_records);
   rec_options.retention_ttl = *ttl;
-  std::error_code ec;
-  fs::remove_all(rec_options.work_root, ec);  // checkouts a crash left behind
+  // Checkouts a crash left behind; their symlinks are removed, not followed.
+  if (absl::Status s = common::RemoveTree(rec_options.work_root); !s.ok()) {
+    common::LogError("cannot remove old work directory", {{"error", s.message()}});
+  }
   GitRepositoryReconciler reconciler(ReconcilerDeps{git.get(), storage->get(), &hub}, rec_options);
 
   if (kube != nullptr) {

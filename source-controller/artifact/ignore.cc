@@ -16,6 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/fs/confined.h"
 #include "common/status/status_macros.h"
 
 namespace gitops::source {
@@ -188,34 +190,43 @@ void AppendList(IgnoreMatcher& m, absl::string_view comma_list) {
 
 // Depth-first search for .sourceignore files, in the order Flux's
 // sourceignore.LoadIgnorePatterns reads them (os.ReadDir is name-sorted).
-absl::Status LoadSourceIgnoreFiles(const std::string& dir, const std::string& rel,
-                                   IgnoreMatcher& out) {
-  const std::string file = dir + "/" + std::string(kSourceIgnoreFile);
-  int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    absl::Cleanup close_fd = [fd] { close(fd); };
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      std::string text;
-      char buf[16384];
-      while (true) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          return absl::InternalError(absl::StrCat("read ", file, ": ", strerror(errno)));
-        }
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
+// Directories are entered with openat(O_NOFOLLOW), so the walk never leaves
+// the checkout through a symlink; ignore files are read only when they are
+// regular files (a committed symlink to /proc/self/pagemap, a FIFO or a
+// secret elsewhere is refused, not followed), up to a size bound.
+absl::Status LoadSourceIgnoreFiles(int dir_fd, const std::string& rel, IgnoreMatcher& out,
+                                   const IgnoreLoadOptions& options) {
+  if (absl::Now() > options.deadline) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "reading ", kSourceIgnoreFile, " files took longer than spec.timeout (stopped at '",
+        rel.empty() ? "." : rel, "')"));
+  }
+  const std::string file(kSourceIgnoreFile);
+  const std::string display = rel.empty() ? file : absl::StrCat(rel, "/", file);
+  struct stat st;
+  if (fstatat(dir_fd, file.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    // A directory of that name holds no patterns (Flux skips it too).
+    if (!S_ISDIR(st.st_mode)) {
+      auto text = common::ReadRegularFileAt(dir_fd, file, options.max_file_bytes, display);
+      if (!text.ok()) {
+        const absl::Status& e = text.status();
+        if (!absl::IsFailedPrecondition(e) && !absl::IsResourceExhausted(e)) return e;
+        return absl::Status(
+            e.code(), absl::StrCat(e.message(), "; ignore files must be regular files in the ",
+                                   "repository, of at most ", options.max_file_bytes, " bytes"));
       }
-      out.AddPatterns(text, rel);
+      out.AddPatterns(*text, rel);
     }
-  } else if (errno != ENOENT && errno != ENOTDIR) {
-    return absl::InternalError(absl::StrCat("open ", file, ": ", strerror(errno)));
+  } else if (errno != ENOENT) {
+    return absl::InternalError(absl::StrCat("stat ", display, ": ", strerror(errno)));
   }
 
-  DIR* d = opendir(dir.c_str());
+  int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  DIR* d = fd < 0 ? nullptr : fdopendir(fd);
   if (d == nullptr) {
-    return absl::InternalError(absl::StrCat("read directory ", dir, ": ", strerror(errno)));
+    if (fd >= 0) close(fd);
+    return absl::InternalError(
+        absl::StrCat("read directory '", rel.empty() ? "." : rel, "': ", strerror(errno)));
   }
   std::vector<std::string> subdirs;
   while (struct dirent* e = readdir(d)) {
@@ -223,16 +234,21 @@ absl::Status LoadSourceIgnoreFiles(const std::string& dir, const std::string& re
     if (name == "." || name == ".." || name == ".git") continue;
     bool is_dir = e->d_type == DT_DIR;
     if (e->d_type == DT_UNKNOWN) {
-      struct stat st;
-      is_dir = fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+      struct stat sub;
+      is_dir = fstatat(dirfd(d), e->d_name, &sub, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sub.st_mode);
     }
     if (is_dir) subdirs.emplace_back(name);
   }
   closedir(d);
   std::sort(subdirs.begin(), subdirs.end());
   for (const std::string& sub : subdirs) {
-    RETURN_IF_ERROR(
-        LoadSourceIgnoreFiles(dir + "/" + sub, rel.empty() ? sub : rel + "/" + sub, out));
+    const std::string sub_rel = rel.empty() ? sub : rel + "/" + sub;
+    common::UniqueFd sub_fd(
+        openat(dir_fd, sub.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub_fd.valid()) {
+      return absl::InternalError(absl::StrCat("open directory '", sub_rel, "': ", strerror(errno)));
+    }
+    RETURN_IF_ERROR(LoadSourceIgnoreFiles(sub_fd.get(), sub_rel, out, options));
   }
   return absl::OkStatus();
 }
@@ -369,13 +385,17 @@ bool IgnoreMatcher::Excluded(absl::string_view path, bool is_dir) const {
 
 absl::StatusOr<IgnoreMatcher> LoadIgnoreRules(const std::string& root,
                                               const std::optional<std::string>& spec_ignore) {
-  struct stat st;
-  if (stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::NotFoundError(absl::StrCat("invalid dir path: ", root));
-  }
+  return LoadIgnoreRules(root, spec_ignore, IgnoreLoadOptions{});
+}
+
+absl::StatusOr<IgnoreMatcher> LoadIgnoreRules(const std::string& root,
+                                              const std::optional<std::string>& spec_ignore,
+                                              const IgnoreLoadOptions& options) {
+  common::UniqueFd root_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd.valid()) return absl::NotFoundError(absl::StrCat("invalid dir path: ", root));
   IgnoreMatcher own;
-  RETURN_IF_ERROR(
-      common::Annotate(LoadSourceIgnoreFiles(root, "", own), "load .sourceignore files"));
+  RETURN_IF_ERROR(common::Annotate(LoadSourceIgnoreFiles(root_fd.get(), "", own, options),
+                                   "load .sourceignore files"));
   if (spec_ignore.has_value()) own.AddPatterns(*spec_ignore);
 
   // Flux (storage.SourceIgnoreFilter): VCS patterns always; the other

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace gitops::source {
 
@@ -96,6 +97,14 @@ class IgnoreMatcher {
 // '^' negation and ranges, '\\' escapes. A malformed pattern matches nothing.
 bool GlobMatch(absl::string_view pattern, absl::string_view name);
 
+// Bounds on reading a checkout's ignore files, which its author controls.
+struct IgnoreLoadOptions {
+  // A .sourceignore larger than this is refused (ResourceExhausted).
+  int64_t max_file_bytes = int64_t{1} << 20;
+  // The walk stops past this time (DeadlineExceeded): the reconcile's.
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
 // The rules Flux applies to a checkout at `root`:
 //   - always: the VCS exclusions (kExcludeVcs);
 //   - then, only when the source brings no patterns of its own, Flux's other
@@ -104,9 +113,18 @@ bool GlobMatch(absl::string_view pattern, absl::string_view name);
 //     children, siblings in name order; .git directories are not searched);
 //   - spec.ignore (nullopt = not set), scoped to the root, last so it wins.
 // A non-empty spec.ignore or .sourceignore therefore replaces the non-VCS
-// defaults, as in Flux. Errors: Internal/NotFound on I/O failure.
+// defaults, as in Flux. Nothing below `root` is followed: the walk does not
+// enter symlinked directories, and a .sourceignore that is not a regular file
+// (a symlink, a FIFO, a device) is refused, FailedPrecondition, as is one
+// larger than options.max_file_bytes, ResourceExhausted (Flux would follow
+// the link, or block on the FIFO); a .sourceignore directory is skipped.
+// Messages name files by their path in the checkout. Errors also:
+// DeadlineExceeded past options.deadline, Internal/NotFound on I/O failure.
 absl::StatusOr<IgnoreMatcher> LoadIgnoreRules(const std::string& root,
                                               const std::optional<std::string>& spec_ignore);
+absl::StatusOr<IgnoreMatcher> LoadIgnoreRules(const std::string& root,
+                                              const std::optional<std::string>& spec_ignore,
+                                              const IgnoreLoadOptions& options);
 
 }  // namespace gitops::source
 

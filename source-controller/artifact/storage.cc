@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/crypto/sha256.h"
+#include "common/fs/confined.h"
 #include "common/status/status_macros.h"
 
 namespace gitops::source {
@@ -71,42 +71,63 @@ absl::Status MkdirAll(const std::string& path, mode_t mode) {
   return absl::OkStatus();
 }
 
-int RemoveEntry(const char* path, const struct stat*, int type, struct FTW*) {
-  int rc = type == FTW_DP ? rmdir(path) : unlink(path);
-  return rc != 0 && errno != ENOENT ? -1 : 0;
-}
-
-absl::Status RemoveTree(const std::string& path) {
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return Errno("stat", path);
+// The real sub-directories of `dir_fd` (never symlinks), name-sorted; the
+// names of other entries that are not regular files go to *skipped.
+std::vector<std::string> SubDirs(int dir_fd, std::vector<std::string>* skipped) {
+  std::vector<std::string> out;
+  int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return out;
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    close(fd);
+    return out;
   }
-  if (nftw(path.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
-    return Errno("remove", path);
-  }
-  return absl::OkStatus();
-}
-
-// Removes stale temp files in the three directory levels under root.
-void CleanTempFiles(const std::string& dir, int depth) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  std::vector<std::string> subdirs;
+  rewinddir(d);
   while (struct dirent* e = readdir(d)) {
     absl::string_view name = e->d_name;
     if (name == "." || name == "..") continue;
-    const std::string path = dir + "/" + e->d_name;
     struct stat st;
-    if (lstat(path.c_str(), &st) != 0) continue;
+    if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      if (depth < 3) subdirs.push_back(path);
-    } else if (depth == 3 && IsTempName(name)) {
-      unlink(path.c_str());
+      out.emplace_back(name);
+    } else if (!S_ISREG(st.st_mode) && skipped != nullptr) {
+      skipped->emplace_back(name);
     }
   }
   closedir(d);
-  for (const std::string& sub : subdirs) CleanTempFiles(sub, depth + 1);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Removes stale temp files in the three directory levels under dir_fd,
+// never following a symlink.
+void CleanTempFiles(int dir_fd, int depth) {
+  if (depth == 3) {
+    int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return;
+    DIR* d = fdopendir(fd);
+    if (d == nullptr) {
+      close(fd);
+      return;
+    }
+    std::vector<std::string> stale;
+    while (struct dirent* e = readdir(d)) {
+      if (IsTempName(e->d_name)) stale.emplace_back(e->d_name);
+    }
+    closedir(d);
+    for (const std::string& name : stale) {
+      struct stat st;
+      if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+        unlinkat(dir_fd, name.c_str(), 0);
+      }
+    }
+    return;
+  }
+  for (const std::string& sub : SubDirs(dir_fd, nullptr)) {
+    common::UniqueFd fd(
+        openat(dir_fd, sub.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.valid()) CleanTempFiles(fd.get(), depth + 1);
+  }
 }
 
 std::string RandomHex(size_t bytes) {
@@ -121,20 +142,23 @@ std::string RandomHex(size_t bytes) {
   return out;
 }
 
-absl::Status FsyncPath(const std::string& path, int flags) {
-  int fd = open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return Errno("open", path);
-  absl::Cleanup close_fd = [fd] { close(fd); };
-  if (fsync(fd) != 0) return Errno("fsync", path);
+// fsyncs `name` in dir_fd ("" = the directory itself); `rel` names it in
+// messages.
+absl::Status FsyncAt(int dir_fd, const std::string& name, const std::string& rel) {
+  common::UniqueFd fd(name.empty()
+                          ? fcntl(dir_fd, F_DUPFD_CLOEXEC, 0)
+                          : openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return Errno("open", rel);
+  if (fsync(fd.get()) != 0) return Errno("fsync", rel);
   return absl::OkStatus();
 }
 
-absl::Status SetMtime(const std::string& path, absl::Time t) {
+absl::Status SetMtimeAt(int dir_fd, const std::string& name, absl::Time t, const std::string& rel) {
   struct timespec times[2];
   times[0] = absl::ToTimespec(t);
   times[1] = times[0];
-  if (utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
-    return Errno("set mtime of", path);
+  if (utimensat(dir_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Errno("set mtime of", rel);
   }
   return absl::OkStatus();
 }
@@ -193,7 +217,11 @@ absl::StatusOr<std::unique_ptr<ArtifactStorage>> ArtifactStorage::Create(const s
   std::string clean = root;
   while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
   RETURN_IF_ERROR(common::Annotate(MkdirAll(clean, 0755), "create storage root"));
-  CleanTempFiles(clean, 0);
+  // The root is the administrator's (it may be a symlink); below it nothing
+  // is followed.
+  common::UniqueFd root_fd(open(clean.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd.valid()) return Errno("open storage root", clean);
+  CleanTempFiles(root_fd.get(), 0);
   return std::unique_ptr<ArtifactStorage>(new ArtifactStorage(clean, std::move(options)));
 }
 
@@ -205,20 +233,34 @@ absl::StatusOr<std::string> ArtifactStorage::SourceDir(const SourceKey& key) con
   return absl::StrCat(absl::AsciiStrToLower(key.kind), "/", key.namespace_name, "/", key.name);
 }
 
+absl::StatusOr<common::UniqueFd> ArtifactStorage::OpenSourceDir(const SourceKey& key,
+                                                                bool create) const {
+  ASSIGN_OR_RETURN(std::string rel, SourceDir(key));
+  // One component at a time with O_NOFOLLOW: a symlink planted at the kind,
+  // namespace or name level is refused, never written through.
+  auto dir = common::OpenDirBeneath(root_, common::SplitClean(rel), create, 0755);
+  if (!dir.ok()) {
+    return absl::Status(dir.status().code(),
+                        absl::StrCat("storage directory: ", dir.status().message()));
+  }
+  return std::move(*dir);
+}
+
 absl::StatusOr<std::string> ArtifactStorage::NewTempPath(const SourceKey& key) {
   ASSIGN_OR_RETURN(std::string rel, SourceDir(key));
-  const std::string dir = root_ + "/" + rel;
-  RETURN_IF_ERROR(common::Annotate(MkdirAll(dir, 0755), "create artifact directory"));
+  auto dir = OpenSourceDir(key, /*create=*/true);
+  RETURN_IF_ERROR(common::Annotate(dir.status(), "create artifact directory"));
   for (int attempt = 0; attempt < 16; ++attempt) {
-    std::string path = absl::StrCat(dir, "/", kTempPrefix, RandomHex(12), kTempSuffix);
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    const std::string name = absl::StrCat(kTempPrefix, RandomHex(12), kTempSuffix);
+    int fd = openat(dir->get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                    0600);
     if (fd >= 0) {
       close(fd);
-      return path;
+      return absl::StrCat(root_, "/", rel, "/", name);
     }
-    if (errno != EEXIST) return Errno("create temp file", path);
+    if (errno != EEXIST) return Errno("create temp file in", rel);
   }
-  return absl::InternalError("could not create a unique temp file in " + dir);
+  return absl::InternalError("could not create a unique temp file in " + rel);
 }
 
 absl::StatusOr<StoredArtifact> ArtifactStorage::Commit(const SourceKey& key,
@@ -228,35 +270,43 @@ absl::StatusOr<StoredArtifact> ArtifactStorage::Commit(const SourceKey& key,
     return absl::InvalidArgumentError(absl::StrCat("invalid digest '", digest, "'"));
   }
   ASSIGN_OR_RETURN(std::string rel_dir, SourceDir(key));
-  const std::string dir = root_ + "/" + rel_dir;
+  const std::string dir_path = root_ + "/" + rel_dir;
   const size_t slash = temp_path.find_last_of('/');
-  if (slash == std::string::npos || temp_path.substr(0, slash) != dir ||
+  if (slash == std::string::npos || temp_path.substr(0, slash) != dir_path ||
       !IsTempName(absl::string_view(temp_path).substr(slash + 1))) {
     return absl::InvalidArgumentError(
         absl::StrCat("temp file ", temp_path, " is not a temp file of ", rel_dir));
   }
+  const std::string temp_name = temp_path.substr(slash + 1);
+  const std::string temp_rel = absl::StrCat(rel_dir, "/", temp_name);
+  ASSIGN_OR_RETURN(common::UniqueFd dir, OpenSourceDir(key, /*create=*/false));
   // Durable content before the rename makes it visible.
-  RETURN_IF_ERROR(FsyncPath(temp_path, O_RDONLY));
+  RETURN_IF_ERROR(FsyncAt(dir.get(), temp_name, temp_rel));
 
   StoredArtifact out;
   out.source = key;
   out.digest = std::string(digest);
   out.path = ArtifactPath(key, digest);
-  const std::string final_path = root_ + "/" + out.path;
+  const std::string final_name = out.path.substr(out.path.find_last_of('/') + 1);
   const absl::Time now = options_.now();
 
   std::lock_guard<std::mutex> lock(mu_);
   struct stat st;
-  if (lstat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+  if (fstatat(dir.get(), final_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISREG(st.st_mode)) {
     // Same digest, same bytes: keep the file readers may hold, refresh it.
-    unlink(temp_path.c_str());
-    RETURN_IF_ERROR(SetMtime(final_path, now));
+    unlinkat(dir.get(), temp_name.c_str(), 0);
+    RETURN_IF_ERROR(SetMtimeAt(dir.get(), final_name, now, out.path));
   } else {
-    RETURN_IF_ERROR(SetMtime(temp_path, now));
-    if (rename(temp_path.c_str(), final_path.c_str()) != 0) return Errno("rename", temp_path);
+    RETURN_IF_ERROR(SetMtimeAt(dir.get(), temp_name, now, temp_rel));
+    if (renameat(dir.get(), temp_name.c_str(), dir.get(), final_name.c_str()) != 0) {
+      return Errno("rename", temp_rel);
+    }
   }
-  RETURN_IF_ERROR(FsyncPath(dir, O_RDONLY | O_DIRECTORY));
-  if (lstat(final_path.c_str(), &st) != 0) return Errno("stat", final_path);
+  RETURN_IF_ERROR(FsyncAt(dir.get(), "", rel_dir));
+  if (fstatat(dir.get(), final_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Errno("stat", out.path);
+  }
   out.size = st.st_size;
   out.last_update = Mtime(st);
   return out;
@@ -272,15 +322,22 @@ absl::StatusOr<std::unique_ptr<ArtifactReader>> ArtifactStorage::Open(const Sour
   a.source = key;
   a.digest = std::string(digest);
   a.path = ArtifactPath(key, digest);
-  const std::string path = root_ + "/" + a.path;
+  const std::string name = a.path.substr(a.path.find_last_of('/') + 1);
+  auto dir = OpenSourceDir(key, /*create=*/false);
+  if (!dir.ok()) {
+    if (absl::IsNotFound(dir.status())) {
+      return absl::NotFoundError(absl::StrCat("artifact ", a.path, " not found"));
+    }
+    return dir.status();
+  }
 
   std::lock_guard<std::mutex> lock(mu_);
-  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = openat(dir->get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
       return absl::NotFoundError(absl::StrCat("artifact ", a.path, " not found"));
     }
-    return Errno("open artifact", path);
+    return Errno("open artifact", a.path);
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -313,12 +370,17 @@ absl::StatusOr<std::vector<StoredArtifact>> ArtifactStorage::List(const SourceKe
 absl::StatusOr<std::vector<StoredArtifact>> ArtifactStorage::ListLocked(
     const SourceKey& key) const {
   ASSIGN_OR_RETURN(std::string rel_dir, SourceDir(key));
-  const std::string dir = root_ + "/" + rel_dir;
   std::vector<StoredArtifact> out;
-  DIR* d = opendir(dir.c_str());
+  auto dir = OpenSourceDir(key, /*create=*/false);
+  if (!dir.ok()) {
+    if (absl::IsNotFound(dir.status())) return out;
+    return dir.status();
+  }
+  int fd = fcntl(dir->get(), F_DUPFD_CLOEXEC, 0);
+  DIR* d = fd < 0 ? nullptr : fdopendir(fd);
   if (d == nullptr) {
-    if (errno == ENOENT) return out;
-    return Errno("read directory", dir);
+    if (fd >= 0) close(fd);
+    return Errno("read directory", rel_dir);
   }
   absl::Cleanup close_dir = [d] { closedir(d); };
   while (struct dirent* e = readdir(d)) {
@@ -350,6 +412,8 @@ absl::StatusOr<std::vector<std::string>> ArtifactStorage::GarbageCollect(const S
                                                                          absl::Time now) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(std::vector<StoredArtifact> all, ListLocked(key));
+  if (all.empty()) return std::vector<std::string>{};
+  ASSIGN_OR_RETURN(common::UniqueFd dir, OpenSourceDir(key, /*create=*/false));
   int kept = 0;
   for (const StoredArtifact& a : all) {
     if (a.digest == current) ++kept;
@@ -367,8 +431,8 @@ absl::StatusOr<std::vector<std::string>> ArtifactStorage::GarbageCollect(const S
       ++kept;
       continue;
     }
-    const std::string path = root_ + "/" + a.path;
-    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    const std::string name = a.path.substr(a.path.find_last_of('/') + 1);
+    if (unlinkat(dir.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
       errors.push_back(absl::StrCat(a.path, ": ", strerror(errno)));
       continue;
     }
@@ -383,7 +447,38 @@ absl::StatusOr<std::vector<std::string>> ArtifactStorage::GarbageCollect(const S
 absl::Status ArtifactStorage::RemoveAll(const SourceKey& key) {
   ASSIGN_OR_RETURN(std::string rel_dir, SourceDir(key));
   std::lock_guard<std::mutex> lock(mu_);
-  return RemoveTree(root_ + "/" + rel_dir);
+  // Never follows a symlink at the kind, namespace or name level, nor inside.
+  return common::RemoveBeneath(root_, common::SplitClean(rel_dir));
+}
+
+absl::StatusOr<SourceListing> ArtifactStorage::ListSources(absl::string_view kind) const {
+  SourceListing out;
+  if (!SafeComponent(kind)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid source kind '", kind, "'"));
+  }
+  const std::string kind_dir = absl::AsciiStrToLower(kind);
+  auto dir = common::OpenDirBeneath(root_, {kind_dir}, /*create=*/false);
+  if (!dir.ok()) {
+    if (absl::IsNotFound(dir.status())) return out;
+    return absl::Status(dir.status().code(),
+                        absl::StrCat("storage directory: ", dir.status().message()));
+  }
+  std::vector<std::string> skipped;
+  for (const std::string& ns : SubDirs(dir->get(), &skipped)) {
+    if (ns[0] == '.') continue;
+    common::UniqueFd ns_fd(
+        openat(dir->get(), ns.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!ns_fd.valid()) continue;
+    std::vector<std::string> ns_skipped;
+    for (const std::string& name : SubDirs(ns_fd.get(), &ns_skipped)) {
+      if (name[0] == '.') continue;
+      out.sources.push_back(SourceKey{std::string(kind), ns, name});
+    }
+    for (const std::string& s : ns_skipped)
+      out.skipped.push_back(absl::StrCat(kind_dir, "/", ns, "/", s));
+  }
+  for (const std::string& s : skipped) out.skipped.push_back(absl::StrCat(kind_dir, "/", s));
+  return out;
 }
 
 }  // namespace gitops::source

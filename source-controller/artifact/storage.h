@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/fs/confined.h"
 
 namespace gitops::source {
 
@@ -44,6 +45,14 @@ class ArtifactReader {
   virtual absl::StatusOr<int64_t> ReadAt(int64_t offset, char* buf, int64_t len) const = 0;
 };
 
+// The source directories found in storage (see ArtifactStorage::ListSources).
+struct SourceListing {
+  std::vector<SourceKey> sources;
+  // Entries, relative to the root, that are not directories where storage
+  // expects one (e.g. a planted symlink): skipped, never followed.
+  std::vector<std::string> skipped;
+};
+
 struct StorageOptions {
   // The clock Commit stamps last_update with (tests inject a fake one).
   std::function<absl::Time()> now = [] { return absl::Now(); };
@@ -52,7 +61,11 @@ struct StorageOptions {
 // Local filesystem storage under one root directory. Artifacts live at
 // "<lowercase kind>/<ns>/<name>/<64 hex>.tar.gz"; temp files in the same
 // directory are named ".tmp-<random>.partial", which never looks like an
-// artifact. last_update is the file's mtime, as in Flux. Thread-safe.
+// artifact. last_update is the file's mtime, as in Flux. Below the root
+// (which may itself be a symlink) nothing is followed: a symlink at the kind,
+// namespace or name level is refused (FailedPrecondition) wherever a
+// directory is expected, and never written, read or removed through.
+// Thread-safe.
 class ArtifactStorage {
  public:
   // Creates root (and parents); removes stale temp files left by a crash.
@@ -94,9 +107,16 @@ class ArtifactStorage {
                                                           int keep_records, absl::Duration ttl,
                                                           absl::Time now);
 
-  // Removes the source's directory (e.g. on deletion). Open readers keep
-  // reading their file through their descriptor. OK when already absent.
+  // Removes the source's directory (e.g. on deletion) without following a
+  // symlink at any level (a symlinked level: FailedPrecondition, nothing
+  // removed). Open readers keep reading their file through their
+  // descriptor. OK when already absent.
   absl::Status RemoveAll(const SourceKey& key);
+
+  // The sources of `kind` with a directory in storage, sorted by namespace
+  // and name (e.g. to find those whose object is gone). Only real
+  // directories count; symlinks and other entries are listed in `skipped`.
+  absl::StatusOr<SourceListing> ListSources(absl::string_view kind) const;
 
   // Number of open readers on the artifact (for tests and metrics).
   int PinCount(const SourceKey& key, absl::string_view digest) const;
@@ -107,6 +127,9 @@ class ArtifactStorage {
       : root_(std::move(root)), options_(std::move(options)) {}
 
   absl::StatusOr<std::string> SourceDir(const SourceKey& key) const;  // relative
+  // The source's directory, opened without following a symlink at any
+  // level; with `create`, missing levels are made.
+  absl::StatusOr<common::UniqueFd> OpenSourceDir(const SourceKey& key, bool create) const;
   // Requires mu_.
   absl::StatusOr<std::vector<StoredArtifact>> ListLocked(const SourceKey& key) const;
   void Unpin(const std::string& rel_path);

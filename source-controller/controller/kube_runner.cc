@@ -1,7 +1,6 @@
 #include "source-controller/controller/kube_runner.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -161,30 +160,33 @@ void KubeGitRepositoryRunner::Stop() {
 }
 
 void KubeGitRepositoryRunner::CollectOrphans() {
-  namespace fs = std::filesystem;
-  // Storage layout: <root>/gitrepository/<namespace>/<name>/<digest>.tar.gz.
-  std::vector<std::pair<std::string, std::string>> orphans;
-  std::error_code ec;
-  const fs::path kind_dir = fs::path(options_.storage_root) / "gitrepository";
-  for (fs::directory_iterator ns_it(kind_dir, ec), end; !ec && ns_it != end; ns_it.increment(ec)) {
-    const std::string ns = ns_it->path().filename().string();
-    if (!ns_it->is_directory() || ns.empty() || ns[0] == '.') continue;
-    if (!options_.watch_namespace.empty() && ns != options_.watch_namespace) continue;
-    std::error_code ec2;
-    for (fs::directory_iterator it(ns_it->path(), ec2); !ec2 && it != end; it.increment(ec2)) {
-      const std::string name = it->path().filename().string();
-      if (!it->is_directory() || name.empty() || name[0] == '.') continue;
-      if (!informer_->Get(absl::StrCat(ns, "/", name))) orphans.emplace_back(ns, name);
-    }
+  // Storage lists only real directories: a symlink planted at the namespace
+  // or name level is skipped, never followed (it once took a restart to
+  // delete every sub-directory of wherever it pointed).
+  auto listing = reconciler_->StoredSources();
+  if (!listing.ok()) {
+    common::LogError("cannot list stored artifacts for orphan collection",
+                     {{"kind", kGitRepositoryKind}, {"error", listing.status().message()}});
+    return;
   }
-  for (const auto& [ns, name] : orphans) {
+  for (const std::string& skipped : listing->skipped) {
+    common::LogError("storage entry is not a directory; left alone",
+                     {{"kind", kGitRepositoryKind}, {"path", skipped}});
+  }
+  for (const SourceKey& key : listing->sources) {
+    if (!options_.watch_namespace.empty() && key.namespace_name != options_.watch_namespace) {
+      continue;
+    }
+    if (informer_->Get(absl::StrCat(key.namespace_name, "/", key.name))) continue;
     GitRepository gone;
-    gone.namespace_name = ns;
-    gone.name = name;
+    gone.namespace_name = key.namespace_name;
+    gone.name = key.name;
     absl::Status s = reconciler_->Delete(gone);
-    common::LogInfo(
-        "deleted artifacts of a GitRepository that no longer exists",
-        {{"kind", kGitRepositoryKind}, {"namespace", ns}, {"name", name}, {"error", s.message()}});
+    common::LogInfo("deleted artifacts of a GitRepository that no longer exists",
+                    {{"kind", kGitRepositoryKind},
+                     {"namespace", key.namespace_name},
+                     {"name", key.name},
+                     {"error", s.message()}});
   }
 }
 

@@ -1,16 +1,26 @@
 #include "source-controller/controller/reconciler.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/archive/extract.h"
+#include "common/fs/confined.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
+#include "common/status/status_macros.h"
 #include "source-controller/artifact/ignore.h"
 #include "source-controller/artifact/packer.h"
 #include "source-controller/git/git_url.h"
@@ -50,20 +60,15 @@ bool SameArtifacts(const std::vector<ArtifactStatus>& a, const std::vector<Artif
   return true;
 }
 
-// `rel` joined under `root` without leaving it (securejoin's intent: ".."
-// components are clamped at the root). Symlinks are not followed here; the
-// checkout and extraction never create escaping ones.
-fs::path JoinUnder(const fs::path& root, absl::string_view rel) {
-  fs::path out;
-  for (absl::string_view part : absl::StrSplit(rel, '/', absl::SkipEmpty())) {
-    if (part == ".") continue;
-    if (part == "..") {
-      if (!out.empty()) out = out.parent_path();
-      continue;
-    }
-    out /= std::string(part);
-  }
-  return root / out;
+// Messages about a checkout name paths inside the repository, not the
+// controller's work directory ("mkdir x: File exists", not
+// "mkdir /data/.work/checkout-XYZ/tree/x: ...").
+std::string InRepository(absl::string_view message, const fs::path& checkout,
+                         const fs::path& work) {
+  std::string out = absl::StrReplaceAll(message, {{checkout.string() + "/", ""}});
+  out = absl::StrReplaceAll(out, {{checkout.string(), "."}});
+  out = absl::StrReplaceAll(out, {{work.string() + "/", ""}});
+  return absl::StrReplaceAll(out, {{work.string(), "."}});
 }
 
 absl::StatusOr<int64_t> TreeBytes(const fs::path& root, int64_t stop_after) {
@@ -314,41 +319,95 @@ bool GitRepositoryReconciler::Run::CopyIncludes(const fs::path& checkout, const 
                                                 ReconcileOutcome* out) {
   for (size_t i = 0; i < repo_.spec.include.size(); ++i) {
     const GitRepositoryInclude& inc = repo_.spec.include[i];
-    const fs::path to = JoinUnder(checkout, inc.ToPath());
     auto fail = [&](absl::string_view reason, const std::string& message) {
       *out = Fail(ReconcileKind::kFailed, kStorageOperationFailedCondition, reason,
                   absl::StatusCode::kInternal, message);
       return false;
     };
-    if (to == checkout) {
-      return fail("IllegalPath",
-                  absl::StrCat("path calculation for include '", inc.repository,
-                               "' failed: toPath '", inc.ToPath(), "' is the artifact root"));
-    }
-    auto copy_error = [&](absl::string_view why) {
-      return fail("CopyFailure", absl::StrCat("failed to copy '", inc.repository, "' include from ",
-                                              inc.from_path, " to ", inc.ToPath(), ": ", why));
+    auto illegal = [&](absl::string_view why) {
+      return fail("IllegalPath", absl::StrCat("path calculation for include '", inc.repository,
+                                              "' failed: ", why));
     };
+    auto copy_error = [&](absl::string_view why) {
+      return fail("CopyFailure",
+                  absl::StrCat("failed to copy '", inc.repository, "' include from ", inc.from_path,
+                               " to ", inc.ToPath(), ": ", InRepository(why, checkout, work)));
+    };
+    // toPath is confined to the checkout as Flux's securejoin does (".."
+    // stops at the root), and a symlink committed in the repository is
+    // refused rather than followed: written through, it took the copy into
+    // other namespaces' storage, the git caches or anywhere else.
+    const std::vector<std::string> to = common::SplitClean(inc.ToPath());
+    if (to.empty()) {
+      return illegal(absl::StrCat("toPath '", inc.ToPath(), "' is the artifact root"));
+    }
+    common::UniqueFd checkout_fd(open(checkout.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!checkout_fd.valid()) return copy_error(strerror(errno));
+    auto to_link = common::FirstSymlink(checkout_fd.get(), to);
+    if (!to_link.ok()) return copy_error(to_link.status().message());
+    if (to_link->has_value()) {
+      return illegal(absl::StrCat("toPath '", inc.ToPath(), "' crosses the symbolic link '",
+                                  **to_link, "' in the repository"));
+    }
     // Pin the included artifact while it is unpacked: GC cannot take it.
     auto reader = r_.deps_.storage->Open(
         SourceKey{kGitRepositoryKind, repo_.namespace_name, inc.repository}, includes[i].digest);
     if (!reader.ok()) return copy_error(reader.status().message());
-    const fs::path unpack = work / absl::StrCat("include-", i);
+    const std::string unpack_name = absl::StrCat("include-", i);
+    const fs::path unpack = work / unpack_name;
     absl::Status extracted = common::ExtractTarGz(
         (fs::path(r_.deps_.storage->root()) / (*reader)->artifact().path).string(), unpack.string(),
         common::ExtractLimits{});
     if (!extracted.ok()) return copy_error(extracted.message());
-    const fs::path from = JoinUnder(unpack, inc.from_path);
-    std::error_code ec;
-    if (!fs::is_directory(from, ec)) {
+
+    // fromPath: the same rules inside the unpacked artifact.
+    const std::vector<std::string> from = common::SplitClean(inc.from_path);
+    common::UniqueFd work_fd(open(work.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!work_fd.valid()) return copy_error(strerror(errno));
+    std::vector<std::string> from_in_work = {unpack_name};
+    from_in_work.insert(from_in_work.end(), from.begin(), from.end());
+    auto from_link = common::FirstSymlink(work_fd.get(), from_in_work);
+    if (!from_link.ok()) return copy_error(from_link.status().message());
+    if (from_link->has_value()) {
+      return copy_error(absl::StrCat("fromPath '", inc.from_path, "' crosses the symbolic link '",
+                                     absl::StripPrefix(**from_link, absl::StrCat(unpack_name, "/")),
+                                     "' in the artifact"));
+    }
+    const std::string from_name = from_in_work.back();
+    from_in_work.pop_back();
+    auto from_parent = common::OpenDirBeneath(work_fd.get(), from_in_work, /*create=*/false);
+    struct stat st;
+    if (!from_parent.ok() ||
+        fstatat(from_parent->get(), from_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISDIR(st.st_mode)) {
       return copy_error(absl::StrCat("'", inc.from_path, "' is not a directory in the artifact"));
     }
-    fs::create_directories(to.parent_path(), ec);
+
+    // The destination's parents are created one by one without following a
+    // symlink (race-free: what FirstSymlink checked is enforced here).
+    const std::string to_name = to.back();
+    auto to_parent = common::OpenDirBeneath(checkout_fd.get(),
+                                            std::vector<std::string>(to.begin(), to.end() - 1),
+                                            /*create=*/true);
+    if (!to_parent.ok()) {
+      if (absl::IsFailedPrecondition(to_parent.status()) &&
+          absl::StrContains(to_parent.status().message(), "symbolic link")) {
+        return illegal(absl::StrCat("toPath '", inc.ToPath(), "': ", to_parent.status().message()));
+      }
+      return copy_error(to_parent.status().message());
+    }
     // Like Flux's rename: an empty directory in the way is replaced, a
     // non-empty one is an error.
-    if (fs::is_directory(to, ec) && fs::is_empty(to, ec)) fs::remove(to, ec);
-    fs::rename(from, to, ec);
-    if (ec) return copy_error(ec.message());
+    if (fstatat(to_parent->get(), to_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (S_ISLNK(st.st_mode)) {
+        return illegal(absl::StrCat("toPath '", inc.ToPath(), "' crosses the symbolic link '",
+                                    absl::StrJoin(to, "/"), "' in the repository"));
+      }
+      if (S_ISDIR(st.st_mode)) unlinkat(to_parent->get(), to_name.c_str(), AT_REMOVEDIR);
+    }
+    if (renameat(from_parent->get(), from_name.c_str(), to_parent->get(), to_name.c_str()) != 0) {
+      return copy_error(absl::StrCat("'", absl::StrJoin(to, "/"), "': ", strerror(errno)));
+    }
   }
   Delete(kIncludeUnavailableCondition);
   return true;
@@ -552,17 +611,36 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
                                        std::error_code(errno, std::generic_category()).message())));
   }
   const fs::path work = work_template;
+  // The checkout holds whatever the repository committed (symlinks to
+  // anywhere): removed without following any of them.
   struct RemoveWork {
     fs::path dir;
     ~RemoveWork() {
-      std::error_code e;
-      fs::remove_all(dir, e);
+      absl::Status s = common::RemoveTree(dir.string());
+      if (!s.ok()) {
+        common::LogError("cannot remove work directory",
+                         {{"path", dir.string()}, {"error", s.message()}});
+      }
     }
   } remove_work{work};
   const fs::path checkout = work / "tree";
+  // The cache directory must be a real directory at every level: a symlink
+  // there would take the fetch, and its removal on deletion, elsewhere.
+  fs::create_directories(r_.options_.cache_root, ec);
+  if (auto dir = common::OpenDirBeneath(r_.options_.cache_root,
+                                        {"gitrepository", repo_.namespace_name, repo_.name}, true);
+      !dir.ok()) {
+    return Summarize(
+        Fail(ReconcileKind::kFailed, kStorageOperationFailedCondition, kDirCreationFailedReason,
+             dir.status().code(),
+             absl::StrCat("failed to create git cache directory: ", dir.status().message())));
+  }
   if (!Flush(&out)) return Summarize(out);
   auto fetched = r_.deps_.git->FetchAndCheckout(fetch, cache.string(), checkout.string());
-  if (!fetched.ok()) return Summarize(GitFailure(fetched.status()));
+  if (!fetched.ok()) {
+    const absl::Status& e = fetched.status();
+    return Summarize(GitFailure(absl::Status(e.code(), InRepository(e.message(), checkout, work))));
+  }
   Delete(kFetchFailedCondition);
   out.commit_subject = CommitSubject(fetched->message);
 
@@ -593,7 +671,8 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   auto storage_failure = [&](absl::string_view reason, absl::string_view prefix,
                              const absl::Status& s) {
     return Summarize(Fail(ReconcileKind::kFailed, kStorageOperationFailedCondition, reason,
-                          s.code(), absl::StrCat(prefix, s.message())));
+                          s.code(),
+                          absl::StrCat(prefix, InRepository(s.message(), checkout, work))));
   };
   if (r_.options_.max_artifact_size > 0) {
     auto bytes = TreeBytes(checkout, r_.options_.max_artifact_size);
@@ -609,7 +688,11 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
               r_.options_.max_artifact_size, " bytes, the limit set by --artifact-max-size")));
     }
   }
-  auto ignore = LoadIgnoreRules(checkout.string(), spec.ignore);
+  // Ignore files are the repository's: bounded, regular files only, and
+  // within the reconcile's time (spec.timeout, as for the fetch).
+  IgnoreLoadOptions ignore_options;
+  if (spec.timeout > absl::ZeroDuration()) ignore_options.deadline = absl::Now() + spec.timeout;
+  auto ignore = LoadIgnoreRules(checkout.string(), spec.ignore, ignore_options);
   if (!ignore.ok()) {
     return storage_failure(
         "SourceIgnoreError",
@@ -757,10 +840,16 @@ absl::Status GitRepositoryReconciler::Delete(const GitRepository& repo) {
   ref.set_namespace_(repo.namespace_name);
   ref.set_name(repo.name);
   deps_.hub->PublishDeleted(ref);
-  std::error_code ec;
-  fs::remove_all(fs::path(options_.cache_root) / "gitrepository" / repo.namespace_name / repo.name,
-                 ec);
-  return deps_.storage->RemoveAll(KeyOf(repo));
+  // Neither removal follows a symlink at any level.
+  absl::Status cache =
+      common::RemoveBeneath(options_.cache_root, {"gitrepository", repo.namespace_name, repo.name});
+  absl::Status stored = deps_.storage->RemoveAll(KeyOf(repo));
+  if (!cache.ok()) return common::Annotate(cache, "remove git cache");
+  return stored;
+}
+
+absl::StatusOr<SourceListing> GitRepositoryReconciler::StoredSources() const {
+  return deps_.storage->ListSources(kGitRepositoryKind);
 }
 
 }  // namespace gitops::source

@@ -144,8 +144,14 @@ class GitRepositoryReconciler {
   // The same with only credentials; returns the failure (OK on success).
   absl::Status Reconcile(GitRepository& repo, const GitCredentials& credentials, absl::Time now);
 
-  // Removes the source's artifacts and cache and announces DELETED.
+  // Removes the source's artifacts and cache and announces DELETED. Never
+  // follows a symlink in storage or the cache (a symlinked level is refused,
+  // FailedPrecondition, and nothing behind it removed).
   absl::Status Delete(const GitRepository& repo);
+
+  // The GitRepositories that have a directory in storage (symlinks and
+  // other non-directories are skipped and reported, never followed).
+  absl::StatusOr<SourceListing> StoredSources() const;
 
   // Announces an artifact restored from persisted status (after a restart),
   // if its file is still in storage. Returns whether it was.

@@ -1,8 +1,13 @@
 #include "source-controller/artifact/ignore.h"
 
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "test/support/process.h"
 
@@ -223,6 +228,103 @@ TEST_F(LoadIgnoreRulesTest, SourceIgnoreInsideDotGitIsNotRead) {
 TEST_F(LoadIgnoreRulesTest, MissingRootIsNotFound) {
   auto rules = LoadIgnoreRules(root_ + "/absent", std::nullopt);
   EXPECT_EQ(rules.status().code(), absl::StatusCode::kNotFound);
+}
+
+// Issue 17: the checkout's ignore files are the repository author's. A
+// .sourceignore that is a symlink (to a secret, /proc/self/pagemap, a FIFO)
+// or is too large is refused with a message naming it in the repository;
+// the walk never enters a symlinked directory. What the links point at lives
+// in a directory this test owns, outside the checkout.
+class HostileIgnoreFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("ignore-hostile");
+    tree_ = dir_ + "/tree";
+    outside_ = dir_ + "/outside";
+    ASSERT_TRUE(WriteFile(tree_ + "/deploy/app.yaml", "kind: ConfigMap\n").ok());
+    ASSERT_TRUE(WriteFile(outside_ + "/shadow", "root:$6$secret-hash:19000::::::\n").ok());
+  }
+  void TearDown() override { RemoveTree(dir_); }
+  std::string dir_, tree_, outside_;
+};
+
+TEST_F(HostileIgnoreFilesTest, SymlinkedSourceIgnoreIsRefusedNotRead) {
+  namespace fs = std::filesystem;
+  for (const std::string rel : {".sourceignore", "deploy/.sourceignore"}) {
+    SCOPED_TRACE(rel);
+    fs::create_symlink(outside_ + "/shadow", tree_ + "/" + rel);
+    auto rules = LoadIgnoreRules(tree_, std::nullopt);
+    ASSERT_FALSE(rules.ok());
+    EXPECT_EQ(rules.status().code(), absl::StatusCode::kFailedPrecondition) << rules.status();
+    EXPECT_EQ(rules.status().message(),
+              absl::StrCat("load .sourceignore files: refusing to read ", rel,
+                           ": it is a symbolic link, not a regular file; ignore files must be "
+                           "regular files in the repository, of at most 1048576 bytes"));
+    EXPECT_FALSE(absl::StrContains(rules.status().message(), "secret-hash"));
+    fs::remove(tree_ + "/" + rel);
+  }
+}
+
+// The link is never opened: /proc/self/pagemap once grew the controller to
+// 4 GB. (Even a regression here reads at most max_file_bytes + 1 bytes.)
+TEST_F(HostileIgnoreFilesTest, SourceIgnoreLinkToProcPagemapIsNeverOpened) {
+  std::filesystem::create_symlink("/proc/self/pagemap", tree_ + "/.sourceignore");
+  auto rules = LoadIgnoreRules(tree_, std::nullopt);
+  EXPECT_EQ(rules.status().code(), absl::StatusCode::kFailedPrecondition) << rules.status();
+  EXPECT_TRUE(absl::StrContains(rules.status().message(), "it is a symbolic link"))
+      << rules.status();
+}
+
+TEST_F(HostileIgnoreFilesTest, FifoSourceIgnoreIsRefusedAtOnce) {
+  // Without O_NONBLOCK and the type check, opening a FIFO nobody writes to
+  // blocks the worker for ever.
+  ASSERT_EQ(mkfifo((tree_ + "/deploy/.sourceignore").c_str(), 0600), 0);
+  const absl::Time start = absl::Now();
+  auto rules = LoadIgnoreRules(tree_, std::nullopt);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(rules.status().code(), absl::StatusCode::kFailedPrecondition) << rules.status();
+  EXPECT_TRUE(absl::StrContains(rules.status().message(),
+                                "refusing to read deploy/.sourceignore: it is a named pipe (FIFO)"))
+      << rules.status();
+}
+
+TEST_F(HostileIgnoreFilesTest, OversizedSourceIgnoreIsRefused) {
+  ASSERT_TRUE(WriteFile(tree_ + "/.sourceignore", std::string(4096, '#')).ok());
+  IgnoreLoadOptions options;
+  options.max_file_bytes = 1024;
+  auto rules = LoadIgnoreRules(tree_, std::nullopt, options);
+  EXPECT_EQ(rules.status().code(), absl::StatusCode::kResourceExhausted) << rules.status();
+  EXPECT_TRUE(absl::StrContains(
+      rules.status().message(),
+      "refusing to read .sourceignore: 4096 bytes is more than the limit of 1024 bytes"))
+      << rules.status();
+  options.max_file_bytes = 4096;
+  EXPECT_TRUE(LoadIgnoreRules(tree_, std::nullopt, options).ok());
+}
+
+TEST_F(HostileIgnoreFilesTest, SymlinkedDirectoriesAreNotWalked) {
+  namespace fs = std::filesystem;
+  ASSERT_TRUE(WriteFile(outside_ + "/elsewhere/.sourceignore", "*.yaml\n").ok());
+  fs::create_directory_symlink(outside_ + "/elsewhere", tree_ + "/linked");
+  auto rules = LoadIgnoreRules(tree_, std::nullopt);
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  EXPECT_FALSE(rules->Excluded("linked/app.yaml", false));
+  EXPECT_TRUE(rules->Excluded("logo.png", false)) << "no own patterns were found";
+}
+
+TEST_F(HostileIgnoreFilesTest, SourceIgnoreDirectoryIsSkipped) {
+  ASSERT_TRUE(WriteFile(tree_ + "/.sourceignore/x", "*.yaml\n").ok());
+  auto rules = LoadIgnoreRules(tree_, std::nullopt);
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  EXPECT_FALSE(rules->Excluded("deploy/app.yaml", false));
+}
+
+TEST_F(HostileIgnoreFilesTest, PastTheDeadlineTheWalkStops) {
+  IgnoreLoadOptions options;
+  options.deadline = absl::Now() - absl::Seconds(1);
+  auto rules = LoadIgnoreRules(tree_, std::nullopt, options);
+  EXPECT_EQ(rules.status().code(), absl::StatusCode::kDeadlineExceeded) << rules.status();
+  EXPECT_TRUE(absl::StrContains(rules.status().message(), "spec.timeout")) << rules.status();
 }
 
 }  // namespace

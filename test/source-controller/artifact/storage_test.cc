@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -296,6 +298,80 @@ TEST_F(ArtifactStorageTest, ConcurrentCommitsOpensAndGcStayConsistent) {
   ASSERT_TRUE(removed.ok());
   EXPECT_LE(Digests().size(), 3u);
   EXPECT_TRUE(Exists(root_ + "/" + base.path));
+}
+
+// Issue 17: a symlink where storage expects a directory (at the kind,
+// namespace or name level) is refused wherever storage writes, lists,
+// collects or removes, and what it points at stays untouched.
+TEST_F(ArtifactStorageTest, SymlinkedLevelsAreRefusedNeverFollowed) {
+  namespace fs = std::filesystem;
+  const std::string base = root_.substr(0, root_.size() - 6);
+  const std::string outside = base + "/outside";
+  const std::string victim_artifact = outside + "/" + std::string(64, 'a') + ".tar.gz";
+  ASSERT_TRUE(WriteFile(victim_artifact, "victim").ok());
+  ASSERT_TRUE(WriteFile(outside + "/sub/keep.txt", "keep").ok());
+  auto untouched = [&] {
+    EXPECT_TRUE(Exists(victim_artifact));
+    EXPECT_TRUE(Exists(outside + "/sub/keep.txt"));
+    for (const auto& e : fs::directory_iterator(outside)) {
+      EXPECT_FALSE(absl::StrContains(e.path().filename().string(), ".partial")) << e.path();
+    }
+  };
+  struct Case {
+    const char* name;
+    std::string link;  // relative to root_
+  } cases[] = {
+      {"kind", "gitrepository"},
+      {"namespace", "gitrepository/flux-system"},
+      {"name", "gitrepository/flux-system/podinfo"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    RemoveTree(root_ + "/gitrepository");
+    fs::create_directories(fs::path(root_ + "/" + c.link).parent_path());
+    fs::create_directory_symlink(outside, root_ + "/" + c.link);
+
+    auto temp = storage_->NewTempPath(kKey);
+    ASSERT_FALSE(temp.ok());
+    EXPECT_EQ(temp.status().code(), absl::StatusCode::kFailedPrecondition) << temp.status();
+    EXPECT_TRUE(absl::StrContains(temp.status().message(), "'" + c.link + "' is a symbolic link"))
+        << temp.status();
+    EXPECT_FALSE(absl::StrContains(temp.status().message(), base)) << temp.status();
+    EXPECT_EQ(storage_->List(kKey).status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_FALSE(storage_->Open(kKey, "sha256:" + std::string(64, 'a')).ok());
+    EXPECT_FALSE(storage_->GarbageCollect(kKey, "", 0, absl::ZeroDuration(), clock_).ok());
+    absl::Status removed = storage_->RemoveAll(kKey);
+    if (std::string(c.name) == "name") {
+      // The link itself is the source directory: it goes, not its target.
+      EXPECT_TRUE(removed.ok()) << removed;
+      EXPECT_FALSE(Exists(root_ + "/" + c.link));
+    } else {
+      EXPECT_EQ(removed.code(), absl::StatusCode::kFailedPrecondition) << removed;
+    }
+    untouched();
+  }
+}
+
+TEST_F(ArtifactStorageTest, ListSourcesSkipsSymlinksAndFiles) {
+  namespace fs = std::filesystem;
+  const std::string outside = root_.substr(0, root_.size() - 6) + "/outside";
+  ASSERT_TRUE(WriteFile(outside + "/victim/keep.txt", "keep").ok());
+  Store("one");
+  Store("two", SourceKey{"GitRepository", "apps", "web"});
+  fs::create_directory_symlink(outside, root_ + "/gitrepository/x");
+  fs::create_directory_symlink(outside, root_ + "/gitrepository/apps/linked");
+  ASSERT_TRUE(WriteFile(root_ + "/gitrepository/apps/file", "f").ok());
+
+  auto listing = storage_->ListSources("GitRepository");
+  ASSERT_TRUE(listing.ok()) << listing.status();
+  std::vector<std::string> keys;
+  for (const SourceKey& k : listing->sources) keys.push_back(k.namespace_name + "/" + k.name);
+  EXPECT_EQ(keys, (std::vector<std::string>{"apps/web", "flux-system/podinfo"}));
+  std::sort(listing->skipped.begin(), listing->skipped.end());
+  EXPECT_EQ(listing->skipped,
+            (std::vector<std::string>{"gitrepository/apps/linked", "gitrepository/x"}));
+  EXPECT_TRUE(Exists(outside + "/victim/keep.txt"));
+  EXPECT_TRUE(storage_->ListSources("OCIRepository")->sources.empty());
 }
 
 }  // namespace
