@@ -446,6 +446,7 @@ TEST_F(SlowClientsTest, GrpcStreamsPastTheBoundAreRefused) {
     }
     ASSERT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
     ASSERT_LT(absl::Now(), deadline) << "the cancelled streams were never released";
+    absl::SleepFor(absl::Milliseconds(20));  // poll interval
   }
 }
 
@@ -491,7 +492,8 @@ TEST_F(SlowClientsTest, StalledReadersStayBoundedAndAreEnded) {
   std::printf("%d stalled streams: RSS %lld -> %lld KiB, threads %lld -> %lld\n", kMaxStreams,
               static_cast<long long>(before.rss_kb), static_cast<long long>(during.rss_kb),
               static_cast<long long>(before.threads), static_cast<long long>(during.threads));
-  EXPECT_LE(during.threads, before.threads + kMaxStreams + 8);
+  // (Unbounded, each of the 64 attempts held a thread.)
+  EXPECT_LE(during.threads, before.threads + kMaxStreams + 16);
   if (!kSanitized) EXPECT_LE(during.rss_kb - before.rss_kb, kMaxStreams * 4 * 1024);
 
   // Past --grpc-write-timeout the server ends each of them, telling the
@@ -521,7 +523,7 @@ TEST_F(SlowClientsTest, StalledReadersStayBoundedAndAreEnded) {
   // Their threads and memory are given back.
   const absl::Time back_deadline = absl::Now() + absl::Seconds(30);
   ProcStatus after = ReadProcStatus(proc_->pid());
-  while (after.threads > before.threads + 4 ||
+  while (after.threads > before.threads + 6 ||
          (!kSanitized && after.rss_kb > before.rss_kb + 16 * 1024)) {
     ASSERT_LT(absl::Now(), back_deadline)
         << "threads " << before.threads << " -> " << after.threads << ", RSS " << before.rss_kb
