@@ -44,6 +44,10 @@ using testing::RunCommand;
 using testing::Subprocess;
 using testing::WriteFile;
 
+// FetchArtifact sends this in several 1 MiB chunks: a client that reads the
+// first and stops stalls the server's second Write (a 64 KiB window).
+constexpr size_t kFetchBytes = 4 << 20;
+
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kSanitized = true;  // ASan's quarantine keeps freed memory
 #else
@@ -218,13 +222,14 @@ std::shared_ptr<grpc::Channel> NewChannel(int port) {
 
 class SlowClientsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir("slow-clients");
+  void SetUp() override { dir_ = MakeTempDir("slow-clients"); }
+
+  // A repository whose artifact holds `blob_bytes` that gzip cannot shrink.
+  void MakeRepository(size_t blob_bytes) {
     const std::string remote = dir_ + "/remote.git", work = dir_ + "/work";
     ASSERT_TRUE(RunCommand({"git", "init", "-q", "--bare", "-b", "main", remote}).ok());
     ASSERT_TRUE(RunCommand({"git", "init", "-q", "-b", "main", work}).ok());
-    // 12 MiB that gzip cannot shrink: FetchArtifact needs many chunks.
-    std::string blob(12 << 20, '\0');
+    std::string blob(blob_bytes, '\0');
     std::mt19937_64 rng(17);
     for (size_t i = 0; i + 8 <= blob.size(); i += 8) {
       const uint64_t v = rng();
@@ -249,8 +254,10 @@ class SlowClientsTest : public ::testing::Test {
     RemoveTree(dir_);
   }
 
-  // Starts the controller with `extra` flags and waits for its artifact.
-  void Start(const std::vector<std::string>& extra) {
+  // Starts the controller with `extra` flags on a repository of
+  // `blob_bytes` and waits for its artifact.
+  void Start(const std::vector<std::string>& extra, size_t blob_bytes = 4 << 10) {
+    ASSERT_NO_FATAL_FAILURE(MakeRepository(blob_bytes));
     std::vector<std::string> args = {
         BinaryPath("source-controller"), "--sources-file=" + dir_ + "/sources.yaml",
         "--storage-path=" + dir_ + "/storage", "--grpc-addr=127.0.0.1:0",
@@ -386,7 +393,7 @@ TEST_F(SlowClientsTest, TricklingClientsAreCutAtTheHeaderDeadline) {
 
 // Issue 17, item 7: streams past --grpc-max-streams are refused clearly.
 TEST_F(SlowClientsTest, GrpcStreamsPastTheBoundAreRefused) {
-  ASSERT_NO_FATAL_FAILURE(Start({"--grpc-max-streams=4"}));
+  ASSERT_NO_FATAL_FAILURE(Start({"--grpc-max-streams=4"}, kFetchBytes));
   auto channel = NewChannel(grpc_port_);
   auto stub = v1::ArtifactService::NewStub(channel);
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
@@ -396,7 +403,7 @@ TEST_F(SlowClientsTest, GrpcStreamsPastTheBoundAreRefused) {
     held.push_back(Fetch(*stub, contexts.back().get()));
     v1::ArtifactChunk first;
     ASSERT_TRUE(held.back()->Read(&first)) << "stream " << i;
-    EXPECT_GT(first.total_size(), 4 << 20);
+    EXPECT_GE(first.total_size(), static_cast<int64_t>(kFetchBytes));
   }
   // The fifth stream, a fetch or a watch, is refused.
   {
@@ -455,8 +462,8 @@ TEST_F(SlowClientsTest, GrpcStreamsPastTheBoundAreRefused) {
 TEST_F(SlowClientsTest, StalledReadersStayBoundedAndAreEnded) {
   constexpr int kMaxStreams = 16;
   constexpr int kAttempts = 64;
-  ASSERT_NO_FATAL_FAILURE(
-      Start({absl::StrCat("--grpc-max-streams=", kMaxStreams), "--grpc-write-timeout=3s"}));
+  ASSERT_NO_FATAL_FAILURE(Start(
+      {absl::StrCat("--grpc-max-streams=", kMaxStreams), "--grpc-write-timeout=3s"}, kFetchBytes));
   const ProcStatus before = ReadProcStatus(proc_->pid());
   ASSERT_GT(before.threads, 0);
 
