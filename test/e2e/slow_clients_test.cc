@@ -501,7 +501,9 @@ TEST_F(SlowClientsTest, StalledReadersStayBoundedAndAreEnded) {
               static_cast<long long>(before.threads), static_cast<long long>(during.threads));
   // (Unbounded, each of the 64 attempts held a thread.)
   EXPECT_LE(during.threads, before.threads + kMaxStreams + 16);
-  if (!kSanitized) EXPECT_LE(during.rss_kb - before.rss_kb, kMaxStreams * 4 * 1024);
+  if (!kSanitized) {
+    EXPECT_LE(during.rss_kb - before.rss_kb, kMaxStreams * 4 * 1024);
+  }
 
   // Past --grpc-write-timeout the server ends each of them, telling the
   // client where to resume.
