@@ -82,6 +82,33 @@ ABSL_FLAG(std::string, grpc_tls_cert, "", "PEM certificate for TLS on the gRPC p
 ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key for TLS on the gRPC port.");
 ABSL_FLAG(std::string, grpc_tls_client_ca, "",
           "PEM CA; when set, gRPC clients must present a certificate it signed (mTLS).");
+ABSL_FLAG(std::string, http_read_header_timeout, "10s",
+          "Time a client of the HTTP ports (artifacts, metrics, health) has from connecting (or, "
+          "on a kept-alive connection, from its next request's first byte) to send the whole "
+          "request line and headers; a slower connection is closed.");
+ABSL_FLAG(std::string, http_write_timeout, "60s",
+          "An HTTP response (e.g. an artifact download) whose client takes no bytes for this long "
+          "is cut and its connection closed.");
+ABSL_FLAG(int, storage_max_connections, 64,
+          "Connections the HTTP artifact server (--storage-addr) keeps open at once, one thread "
+          "each. At the bound, a new connection replaces one that has not sent a whole request "
+          "(from the client with the most connections), else it is answered 503 and closed.");
+ABSL_FLAG(int, storage_max_connections_per_client, 16,
+          "Connections the HTTP artifact server keeps open at once from one client IP address; "
+          "more are answered 503 and closed. 0 = no limit.");
+ABSL_FLAG(int, endpoints_max_connections, 16,
+          "Connections the metrics and the health ports each keep open at once. At the bound, a "
+          "new connection (a probe) replaces one that has not sent a whole request.");
+ABSL_FLAG(int, grpc_max_streams, 64,
+          "WatchArtifacts and FetchArtifact streams served at once; more are refused with "
+          "RESOURCE_EXHAUSTED. Each costs a thread and, while its client does not read, up to "
+          "about two chunks (2 MiB) of memory.");
+ABSL_FLAG(std::string, grpc_write_timeout, "60s",
+          "A gRPC stream whose client reads nothing for this long (its flow-control window "
+          "stays full) is ended with UNAVAILABLE, freeing its thread and buffers; the client "
+          "reconnects and resumes from its last sequence number or byte offset.");
+ABSL_FLAG(std::string, grpc_max_connection_idle, "5m",
+          "A gRPC connection with no call open for this long is closed (HTTP/2 GOAWAY).");
 ABSL_FLAG(std::string, log_level, "info", "Log verbosity: debug, info or error.");
 ABSL_FLAG(std::string, log_encoding, "json", "Log format: json or console.");
 
@@ -93,19 +120,59 @@ namespace {
 struct Endpoints {
   std::unique_ptr<common::HttpEndpoints> metrics, health;
 };
-absl::StatusOr<Endpoints> StartEndpoints(std::function<absl::Status()> ready_check) {
+absl::StatusOr<Endpoints> StartEndpoints(std::function<absl::Status()> ready_check,
+                                         const common::HttpServerLimits& limits) {
   Endpoints e;
   auto metrics_http = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_metrics_addr), ready_check,
-                                                   &common::Metrics::Global());
+                                                   &common::Metrics::Global(), limits);
   if (!metrics_http.ok()) return metrics_http.status();
   e.metrics = std::move(*metrics_http);
   if (absl::GetFlag(FLAGS_health_addr) != absl::GetFlag(FLAGS_metrics_addr)) {
     auto h = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_health_addr), ready_check,
-                                          &common::Metrics::Global());
+                                          &common::Metrics::Global(), limits);
     if (!h.ok()) return h.status();
     e.health = std::move(*h);
   }
   return e;
+}
+
+// The connection limits of the HTTP servers, from the flags.
+struct HttpLimits {
+  common::HttpServerLimits storage, endpoints;
+};
+absl::StatusOr<HttpLimits> HttpLimitsFromFlags() {
+  auto header = common::ParseGoDuration(absl::GetFlag(FLAGS_http_read_header_timeout));
+  if (!header.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-read-header-timeout: ", header.status().message()));
+  }
+  auto write = common::ParseGoDuration(absl::GetFlag(FLAGS_http_write_timeout));
+  if (!write.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-write-timeout: ", write.status().message()));
+  }
+  HttpLimits l;
+  l.storage = FileServerOptions::DefaultFileServerLimits();
+  l.endpoints = common::HttpEndpoints::DefaultLimits();
+  for (common::HttpServerLimits* limits : {&l.storage, &l.endpoints}) {
+    limits->read_header_timeout = *header;
+    limits->write_timeout = *write;
+  }
+  l.storage.max_connections = absl::GetFlag(FLAGS_storage_max_connections);
+  l.storage.max_connections_per_client = absl::GetFlag(FLAGS_storage_max_connections_per_client);
+  l.endpoints.max_connections = absl::GetFlag(FLAGS_endpoints_max_connections);
+  absl::Status s = common::ValidateHttpServerLimits(l.storage);
+  if (!s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-read-header-timeout, --http-write-timeout, --storage-max-connections, "
+                     "--storage-max-connections-per-client: ",
+                     s.message()));
+  }
+  s = common::ValidateHttpServerLimits(l.endpoints);
+  if (!s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--endpoints-max-connections: ", s.message()));
+  }
+  return l;
 }
 
 std::string Hostname() {
@@ -150,7 +217,8 @@ struct Servers {
 // leader election when asked, until SIGTERM/SIGINT or a lost lease.
 int RunKubernetes(common::HttpKubeClient& kube, GitRepositoryReconciler& reconciler,
                   const std::string& runtime_namespace, absl::Duration requeue_dependency,
-                  Servers& servers, const std::string& storage_path, const std::string& adv) {
+                  Servers& servers, const std::string& storage_path, const std::string& adv,
+                  const common::HttpServerLimits& endpoint_limits) {
   common::KubeEventRecorder::Options event_options;
   event_options.component = "source-controller";
   event_options.host = Hostname();
@@ -168,9 +236,11 @@ int RunKubernetes(common::HttpKubeClient& kube, GitRepositoryReconciler& reconci
   KubeGitRepositoryRunner runner(kube, &events, &reconciler, runner_options);
 
   std::atomic<bool> ready{true};
-  auto endpoints = StartEndpoints([&ready]() {
-    return ready.load() ? absl::OkStatus() : absl::UnavailableError("shutting down");
-  });
+  auto endpoints = StartEndpoints(
+      [&ready]() {
+        return ready.load() ? absl::OkStatus() : absl::UnavailableError("shutting down");
+      },
+      endpoint_limits);
   if (!endpoints.ok()) {
     common::LogError("cannot serve metrics or health probes",
                      {{"error", endpoints.status().message()}});
@@ -259,6 +329,13 @@ int Run() {
                     "100, got ",
                     jitter)));
   }
+  auto http_limits = HttpLimitsFromFlags();
+  if (!http_limits.ok()) return fail("invalid HTTP server limits", http_limits.status());
+  auto grpc_write_timeout = common::ParseGoDuration(absl::GetFlag(FLAGS_grpc_write_timeout));
+  if (!grpc_write_timeout.ok())
+    return fail("invalid --grpc-write-timeout", grpc_write_timeout.status());
+  auto grpc_idle = common::ParseGoDuration(absl::GetFlag(FLAGS_grpc_max_connection_idle));
+  if (!grpc_idle.ok()) return fail("invalid --grpc-max-connection-idle", grpc_idle.status());
   const std::string storage_addr = absl::GetFlag(FLAGS_storage_addr);
   if (!storage_addr.empty()) {
     auto hp = common::ParseHostPort(storage_addr);
@@ -296,6 +373,9 @@ int Run() {
   server_options.tls_cert_file = absl::GetFlag(FLAGS_grpc_tls_cert);
   server_options.tls_key_file = absl::GetFlag(FLAGS_grpc_tls_key);
   server_options.tls_client_ca_file = absl::GetFlag(FLAGS_grpc_tls_client_ca);
+  server_options.max_streams = absl::GetFlag(FLAGS_grpc_max_streams);
+  server_options.write_timeout = *grpc_write_timeout;
+  server_options.max_connection_idle = *grpc_idle;
   Servers servers;
   auto grpc_server = ArtifactServer::Start(server_options, &hub, storage->get());
   if (!grpc_server.ok()) return fail("cannot start gRPC server", grpc_server.status());
@@ -304,6 +384,7 @@ int Run() {
     FileServerOptions http_options;
     http_options.listen_address = storage_addr;
     http_options.storage_root = (*storage)->root();
+    http_options.limits = http_limits->storage;
     auto http_server = ArtifactFileServer::Start(http_options);
     if (!http_server.ok()) return fail("cannot start HTTP artifact server", http_server.status());
     servers.http = std::move(*http_server);
@@ -333,7 +414,7 @@ int Run() {
 
   if (kube != nullptr) {
     return RunKubernetes(*kube, reconciler, runtime_namespace, requeue_dependency, servers,
-                         storage_root.string(), adv);
+                         storage_root.string(), adv, http_limits->endpoints);
   }
 
   SourcesFileOptions file_options;
@@ -348,22 +429,16 @@ int Run() {
   auto ready_check = [&ready]() {
     return ready.load() ? absl::OkStatus() : absl::UnavailableError("shutting down");
   };
-  auto metrics_http = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_metrics_addr), ready_check,
-                                                   &common::Metrics::Global());
-  if (!metrics_http.ok()) return fail("cannot serve metrics", metrics_http.status());
-  std::unique_ptr<common::HttpEndpoints> health_http;
-  if (absl::GetFlag(FLAGS_health_addr) != absl::GetFlag(FLAGS_metrics_addr)) {
-    auto h = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_health_addr), ready_check,
-                                          &common::Metrics::Global());
-    if (!h.ok()) return fail("cannot serve health probes", h.status());
-    health_http = std::move(*h);
-  }
+  auto endpoints = StartEndpoints(ready_check, http_limits->endpoints);
+  if (!endpoints.ok()) return fail("cannot serve metrics or health probes", endpoints.status());
+  auto& metrics_http = endpoints->metrics;
+  auto& health_http = endpoints->health;
   common::LogInfo(
       "source-controller started",
       {{"grpc_port", std::to_string(servers.grpc->port())},
        {"http_port", servers.http_port()},
-       {"metrics_port", std::to_string((*metrics_http)->port())},
-       {"health_port", std::to_string(health_http ? health_http->port() : (*metrics_http)->port())},
+       {"metrics_port", std::to_string(metrics_http->port())},
+       {"health_port", std::to_string(health_http ? health_http->port() : metrics_http->port())},
        {"storage_path", storage_root.string()},
        {"storage_adv_addr", adv},
        {"artifact_max_size", absl::GetFlag(FLAGS_artifact_max_size)},

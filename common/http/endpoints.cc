@@ -1,13 +1,9 @@
 #include "common/http/endpoints.h"
 
-#include <httplib.h>
-
-#include <atomic>
-#include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "common/http/httplib_socket.h"
+#include "common/http/bounded_server.h"
 #include "common/runtime/shutdown.h"
 
 namespace gitops::common {
@@ -15,9 +11,8 @@ namespace {
 
 class HttplibEndpoints : public HttpEndpoints {
  public:
-  HttplibEndpoints(ReadyCheck ready, const Metrics* metrics)
-      : ready_(std::move(ready)), metrics_(metrics) {
-    UseExclusivePort(server_);
+  HttplibEndpoints(ReadyCheck ready, const Metrics* metrics, const HttpServerLimits& limits)
+      : ready_(std::move(ready)), metrics_(metrics), server_("endpoints", limits) {
     server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("ok\n", "text/plain");
     });
@@ -36,32 +31,12 @@ class HttplibEndpoints : public HttpEndpoints {
     });
   }
 
-  ~HttplibEndpoints() override {
-    // cpp-httplib's stop() is lost if the accept loop has not started yet:
-    // wait for it (or for listen_after_bind to have returned).
-    while (thread_.joinable() && !server_.is_running() && !listen_returned_.load()) {
-      absl::SleepFor(absl::Milliseconds(1));
-    }
-    server_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
+  ~HttplibEndpoints() override { server_.Stop(); }
 
   absl::Status Listen(const HostPort& hp) {
-    std::string host = hp.host.empty() ? "0.0.0.0" : hp.host;
-    if (hp.port == 0) {
-      port_ = server_.bind_to_any_port(host.c_str());
-      if (port_ <= 0) return absl::UnavailableError(absl::StrCat("bind ", host, ":0 failed"));
-    } else {
-      if (!server_.bind_to_port(host.c_str(), hp.port)) {
-        return absl::UnavailableError(
-            absl::StrCat("bind ", host, ":", hp.port, " failed (port in use?)"));
-      }
-      port_ = hp.port;
-    }
-    thread_ = std::thread([this] {
-      server_.listen_after_bind();
-      listen_returned_ = true;
-    });
+    auto port = server_.Listen(hp);
+    if (!port.ok()) return port.status();
+    port_ = *port;
     return absl::OkStatus();
   }
 
@@ -70,20 +45,27 @@ class HttplibEndpoints : public HttpEndpoints {
  private:
   ReadyCheck ready_;
   const Metrics* metrics_;
-  httplib::Server server_;
-  std::thread thread_;
-  std::atomic<bool> listen_returned_{false};
+  BoundedHttpServer server_;
   int port_ = 0;
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HttpEndpoints>> HttpEndpoints::Start(absl::string_view address,
-                                                                    ReadyCheck ready,
-                                                                    const Metrics* metrics) {
+HttpServerLimits HttpEndpoints::DefaultLimits() {
+  HttpServerLimits limits;
+  limits.max_connections = 16;
+  limits.write_timeout = absl::Seconds(10);
+  return limits;
+}
+
+absl::StatusOr<std::unique_ptr<HttpEndpoints>> HttpEndpoints::Start(
+    absl::string_view address, ReadyCheck ready, const Metrics* metrics,
+    const HttpServerLimits& limits) {
   auto hp = ParseHostPort(address);
   if (!hp.ok()) return hp.status();
-  auto server = std::make_unique<HttplibEndpoints>(std::move(ready), metrics);
+  absl::Status valid = ValidateHttpServerLimits(limits);
+  if (!valid.ok()) return valid;
+  auto server = std::make_unique<HttplibEndpoints>(std::move(ready), metrics, limits);
   absl::Status s = server->Listen(*hp);
   if (!s.ok()) return s;
   return std::unique_ptr<HttpEndpoints>(std::move(server));

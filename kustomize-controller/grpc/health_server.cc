@@ -1,6 +1,7 @@
 #include "kustomize-controller/grpc/health_server.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 
 #include <atomic>
 
@@ -13,6 +14,9 @@ namespace gitops::kustomize {
 namespace {
 
 namespace health = ::grpc::health::v1;
+
+// Health Watch streams open at once.
+constexpr int kMaxWatchers = 16;
 
 // grpc.health.v1.Health for the whole server (service name "" or
 // "kustomize-controller"). gRPC's built-in health service needs another
@@ -28,6 +32,18 @@ class HealthService final : public health::Health::Service {
 
   grpc::Status Watch(grpc::ServerContext* ctx, const health::HealthCheckRequest* req,
                      grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
+    // Each Watch holds a sync-server thread for as long as the client keeps
+    // it open: bound them (issue 17, item 7).
+    if (watchers_.fetch_add(1) >= kMaxWatchers) {
+      watchers_.fetch_sub(1);
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("too many health Watch streams (at most ", kMaxWatchers,
+                                       "); use Check or retry later"));
+    }
+    struct Release {
+      std::atomic<int>* n;
+      ~Release() { n->fetch_sub(1); }
+    } release{&watchers_};
     health::HealthCheckResponse resp;
     if (!Known(req->service())) {
       resp.set_status(health::HealthCheckResponse::SERVICE_UNKNOWN);
@@ -66,6 +82,7 @@ class HealthService final : public health::Health::Service {
                            : health::HealthCheckResponse::NOT_SERVING;
   }
   std::atomic<bool> serving_{true};
+  std::atomic<int> watchers_{0};
   absl::Mutex mu_;
   uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;
 };
@@ -85,6 +102,16 @@ class GrpcHealthServer : public HealthServer {
     builder.AddListeningPort(absl::StrCat(hp->host.empty() ? "0.0.0.0" : hp->host, ":", hp->port),
                              grpc::InsecureServerCredentials(), &port_);
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // fail on a taken port
+    // Slow or idle clients: dead peers are found by keepalive pings, a
+    // connection must finish its handshake within 10 s, one with no call
+    // closes after 5 min, and the sync server's threads are capped.
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10000);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 300000);
+    grpc::ResourceQuota quota("kustomize-controller-grpc-health");
+    quota.SetMaxThreads(kMaxWatchers + 16);
+    builder.SetResourceQuota(quota);
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0)

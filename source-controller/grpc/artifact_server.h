@@ -26,14 +26,31 @@ struct ArtifactServerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
+  // WatchArtifacts and FetchArtifact streams open at once; one more is
+  // refused with RESOURCE_EXHAUSTED (--grpc-max-streams). Each costs a thread
+  // and at most about two chunks of memory while its client does not read.
+  int max_streams = 64;
+  // A stream whose Write has not completed for this long (the client stopped
+  // reading and the HTTP/2 window is full) is ended with UNAVAILABLE, freeing
+  // its thread and buffer; the client resumes (sequence or offset).
+  absl::Duration write_timeout = absl::Seconds(60);
+  // A connection with no call for this long is closed (GOAWAY).
+  absl::Duration max_connection_idle = absl::Minutes(5);
+  // HTTP/2 keepalive pings on idle connections, and how long an unanswered
+  // ping waits before the connection is closed.
+  absl::Duration keepalive_time = absl::Seconds(30);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
+  // A connection must complete its handshake (TLS, HTTP/2 settings) within this.
+  absl::Duration handshake_timeout = absl::Seconds(10);
 };
 
 // Serves ArtifactService over `hub` and `storage` (both must outlive it).
 // Thread-safe.
 class ArtifactServer {
  public:
-  // Binds and starts serving. InvalidArgument for bad options or unreadable
-  // TLS files, Unavailable when the address cannot be bound.
+  // Binds and starts serving. InvalidArgument for bad options (chunk bounds,
+  // max_streams < 1, non-positive durations) or unreadable TLS files, Unavailable when the address
+  // cannot be bound.
   static absl::StatusOr<std::unique_ptr<ArtifactServer>> Start(const ArtifactServerOptions& options,
                                                                ArtifactEventHub* hub,
                                                                ArtifactStorage* storage);

@@ -95,7 +95,8 @@ bool ArtifactEventHub::CanResume(absl::string_view epoch, uint64_t sequence) con
 }
 
 absl::StatusOr<std::vector<v1::ArtifactEvent>> ArtifactEventHub::WaitForEvents(
-    const EventFilter& filter, uint64_t after, absl::Time deadline, uint64_t* next_after) {
+    const EventFilter& filter, uint64_t after, absl::Time deadline, uint64_t* next_after,
+    size_t max_events) {
   absl::MutexLock lock(&mu_);
   auto ready = [this, after]()
                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutdown_ || sequence_ > after; };
@@ -109,7 +110,12 @@ absl::StatusOr<std::vector<v1::ArtifactEvent>> ArtifactEventHub::WaitForEvents(
   std::vector<v1::ArtifactEvent> out;
   for (const auto& event : log_) {
     if (event.sequence() <= after) continue;
-    if (filter.Matches(event.artifact().source())) out.push_back(event);
+    if (!filter.Matches(event.artifact().source())) continue;
+    out.push_back(event);
+    if (out.size() >= max_events) {
+      *next_after = event.sequence();
+      return out;
+    }
   }
   *next_after = sequence_;
   return out;

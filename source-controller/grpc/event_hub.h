@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -66,13 +67,14 @@ class ArtifactEventHub {
   bool CanResume(absl::string_view epoch, uint64_t sequence) const;
 
   // Waits until events with a sequence above `after` exist (or `deadline`,
-  // or Shutdown) and returns those matching `filter`, in order, with the last
-  // sequence examined in `*next_after`. OutOfRange when `after` has fallen out
-  // of the history (the watcher must take a snapshot again); Cancelled after
-  // Shutdown.
-  absl::StatusOr<std::vector<v1::ArtifactEvent>> WaitForEvents(const EventFilter& filter,
-                                                               uint64_t after, absl::Time deadline,
-                                                               uint64_t* next_after);
+  // or Shutdown) and returns those matching `filter`, in order, at most
+  // `max_events` of them (so a slow watcher holds a bounded batch, not the
+  // whole history), with the last sequence examined in `*next_after`.
+  // OutOfRange when `after` has fallen out of the history (the watcher must
+  // take a snapshot again); Cancelled after Shutdown.
+  absl::StatusOr<std::vector<v1::ArtifactEvent>> WaitForEvents(
+      const EventFilter& filter, uint64_t after, absl::Time deadline, uint64_t* next_after,
+      size_t max_events = std::numeric_limits<size_t>::max());
 
   // Wakes every waiter; later waits return Cancelled at once.
   void Shutdown();

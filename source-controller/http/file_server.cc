@@ -1,10 +1,8 @@
 #include "source-controller/http/file_server.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <httplib.h>
-#include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,7 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/http/httplib_socket.h"
+#include "common/http/bounded_server.h"
 #include "common/log/log.h"
 #include "common/runtime/shutdown.h"
 
@@ -36,8 +34,6 @@ namespace {
 constexpr char kArtifactContentType[] = "application/x-gzip";
 constexpr char kArtifactSuffix[] = ".tar.gz";
 constexpr size_t kChunkBytes = 256 << 10;
-// An idle keep-alive connection holds a worker (and delays stop) this long.
-constexpr time_t kKeepAliveSeconds = 2;
 // RFC 9110 IMF-fixdate (Go's http.TimeFormat).
 constexpr char kHttpDate[] = "%a, %d %b %Y %H:%M:%S GMT";
 
@@ -135,56 +131,10 @@ bool IfRangeAllows(const httplib::Request& req, absl::Time mtime) {
   return ParseHttpDate(value, &t) && UnixSeconds(t) == UnixSeconds(mtime);
 }
 
-// "ip port" of a socket address, as cpp-httplib spells Request::remote_addr.
-std::string AddressKey(const sockaddr_storage& addr, socklen_t len) {
-  char host[NI_MAXHOST];
-  char port[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host, sizeof host, port,
-                  sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-    return "";
-  }
-  return absl::StrCat(host, " ", port);
-}
-
-// Shuts down this process's TCP sockets whose local port is `local_port`
-// and whose peer is in `peers` ("ip port"), so that writes blocked on a
-// client that stopped reading fail at once. cpp-httplib does not expose a
-// request's socket; the descriptors are found through /proc/self/fd.
-void ShutdownConnections(int local_port, const std::set<std::string>& peers) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return;
-  while (struct dirent* e = readdir(dir)) {
-    int fd;
-    struct stat st;
-    if (!absl::SimpleAtoi(e->d_name, &fd) || fd == dirfd(dir) || fstat(fd, &st) != 0 ||
-        !S_ISSOCK(st.st_mode)) {
-      continue;
-    }
-    sockaddr_storage local{}, peer{};
-    socklen_t local_len = sizeof local, peer_len = sizeof peer;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
-        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
-      continue;
-    }
-    const std::string local_key = AddressKey(local, local_len);
-    if (absl::EndsWith(local_key, absl::StrCat(" ", local_port)) &&
-        peers.count(AddressKey(peer, peer_len)) > 0) {
-      shutdown(fd, SHUT_RDWR);
-    }
-  }
-  closedir(dir);
-}
-
 class HttplibFileServer : public ArtifactFileServer {
  public:
   HttplibFileServer(FileServerOptions options, int root_fd)
-      : options_(std::move(options)), root_fd_(root_fd) {
-    const int workers = std::max(1, options_.workers);
-    server_.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
-    common::UseExclusivePort(server_);
-    const int64_t write_us = absl::ToInt64Microseconds(options_.write_timeout);
-    server_.set_write_timeout(write_us / 1000000, write_us % 1000000);
-    server_.set_keep_alive_timeout(kKeepAliveSeconds);
+      : options_(std::move(options)), root_fd_(root_fd), server_("artifacts", options_.limits) {
     server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       Handle(req, res);
       return httplib::Server::HandlerResponse::Handled;
@@ -203,23 +153,9 @@ class HttplibFileServer : public ArtifactFileServer {
   }
 
   absl::Status Listen(const common::HostPort& hp) {
-    const std::string host = hp.host.empty() ? "0.0.0.0" : hp.host;
-    if (hp.port == 0) {
-      port_ = server_.bind_to_any_port(host);
-      if (port_ <= 0) return absl::UnavailableError(absl::StrCat("bind ", host, ":0 failed"));
-    } else {
-      if (!server_.bind_to_port(host, hp.port)) {
-        return absl::UnavailableError(
-            absl::StrCat("bind ", host, ":", hp.port, " failed (port in use?)"));
-      }
-      port_ = hp.port;
-    }
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    // stop() is a no-op until the accept loop runs: wait for it, or an early
-    // Shutdown would join a thread that never ends.
-    for (int i = 0; i < 10000 && !server_.is_running(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    auto port = server_.Listen(hp);
+    if (!port.ok()) return port.status();
+    port_ = *port;
     return absl::OkStatus();
   }
 
@@ -229,19 +165,16 @@ class HttplibFileServer : public ArtifactFileServer {
     std::unique_lock<std::mutex> lock(mu_);
     if (draining_) return;  // the first call does the work
     draining_ = true;
+    lock.unlock();
+    // Idle keep-alive connections go now; later requests get 503.
+    server_.CloseIdleConnections();
+    lock.lock();
     idle_.wait_for(lock, absl::ToChronoNanoseconds(std::max(grace, absl::ZeroDuration())),
                    [this] { return in_flight_.empty(); });
-    // Past the grace: cut the downloads still running, or a client that
-    // stopped reading would hold the stop for the whole write timeout. The
-    // lock keeps their responses, hence their sockets, alive meanwhile.
-    if (!in_flight_.empty()) {
-      std::set<std::string> peers;
-      for (const InFlight* r : in_flight_) peers.insert(r->peer());
-      ShutdownConnections(port_, peers);
-    }
     lock.unlock();
-    server_.stop();  // in-flight writes end at their next chunk
-    if (thread_.joinable()) thread_.join();
+    // Past the grace: cut the downloads still running, or a client that
+    // stopped reading would hold the stop for the whole write timeout.
+    server_.Stop();
   }
 
  private:
@@ -250,8 +183,7 @@ class HttplibFileServer : public ArtifactFileServer {
   // Created with mu_ held.
   class InFlight {
    public:
-    InFlight(HttplibFileServer* server, const httplib::Request& req)
-        : server_(server), peer_(absl::StrCat(req.remote_addr, " ", req.remote_port)) {
+    explicit InFlight(HttplibFileServer* server) : server_(server) {
       server_->in_flight_.insert(this);
     }
     ~InFlight() {
@@ -263,14 +195,11 @@ class HttplibFileServer : public ArtifactFileServer {
     InFlight(const InFlight&) = delete;
     InFlight& operator=(const InFlight&) = delete;
 
-    const std::string& peer() const { return peer_; }
-
     int fd_ = -1;
     std::unique_ptr<char[]> buffer_;
 
    private:
     HttplibFileServer* const server_;
-    const std::string peer_;  // "ip port" of the client
   };
 
   void Handle(const httplib::Request& req, httplib::Response& res) {
@@ -292,7 +221,7 @@ class HttplibFileServer : public ArtifactFileServer {
         Error(res, 503, "503 shutting down");
         return;
       }
-      request = std::make_shared<InFlight>(this, req);
+      request = std::make_shared<InFlight>(this);
     }
     if (!IsArtifactRequestPath(req.path)) return NotFound(res);
 
@@ -366,8 +295,7 @@ class HttplibFileServer : public ArtifactFileServer {
 
   const FileServerOptions options_;
   const int root_fd_;
-  httplib::Server server_;
-  std::thread thread_;
+  common::BoundedHttpServer server_;
   int port_ = 0;
   std::mutex mu_;
   std::condition_variable idle_;
@@ -451,6 +379,8 @@ absl::StatusOr<std::unique_ptr<ArtifactFileServer>> ArtifactFileServer::Start(
   auto hp = common::ParseHostPort(options.listen_address);
   if (!hp.ok()) return hp.status();
   if (options.storage_root.empty()) return absl::InvalidArgumentError("storage root is empty");
+  absl::Status valid = common::ValidateHttpServerLimits(options.limits);
+  if (!valid.ok()) return valid;
   const int root_fd = open(options.storage_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) {
     std::string msg =

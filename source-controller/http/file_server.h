@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/http/server_limits.h"
 
 namespace gitops::source {
 
@@ -21,10 +22,18 @@ struct FileServerOptions {
   std::string listen_address;
   // The artifact storage root (--storage-path).
   std::string storage_root;
-  // Requests served at once (one thread each); further connections wait.
-  int workers = 16;
-  // A client that takes no bytes for this long is disconnected.
-  absl::Duration write_timeout = absl::Seconds(60);
+  // Connection limits: by default 64 connections (one thread each), 16 per
+  // client address, 10 s to send a request's headers, 60 s write timeout, 2 s
+  // keep-alive idle.
+  common::HttpServerLimits limits = DefaultFileServerLimits();
+
+  static common::HttpServerLimits DefaultFileServerLimits() {
+    common::HttpServerLimits limits;
+    limits.max_connections = 64;
+    limits.max_connections_per_client = 16;
+    limits.idle_timeout = absl::Seconds(2);
+    return limits;
+  }
 };
 
 // Serves stored artifacts and nothing else: a request path must have the
@@ -39,11 +48,12 @@ struct FileServerOptions {
 //
 // A download streams from an open descriptor in fixed 256 KiB chunks (memory
 // does not grow with the artifact), so an artifact garbage-collected while
-// it is being sent still arrives whole. Thread-safe.
+// it is being sent still arrives whole. Slow clients cannot exhaust it (see
+// common::BoundedHttpServer and `limits`). Thread-safe.
 class ArtifactFileServer {
  public:
   // Opens the storage root and starts listening. InvalidArgument for a bad
-  // address, NotFound/Internal when the root cannot be opened, Unavailable
+  // address or limits, NotFound/Internal when the root cannot be opened, Unavailable
   // when the port cannot be bound (also when another process listens on it:
   // unlike cpp-httplib's default, the socket does not set SO_REUSEPORT).
   static absl::StatusOr<std::unique_ptr<ArtifactFileServer>> Start(FileServerOptions options);

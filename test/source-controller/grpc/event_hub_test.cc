@@ -66,6 +66,28 @@ TEST(ArtifactEventHubTest, DeleteForgetsTheSourceAndCarriesItsLastArtifact) {
   EXPECT_EQ((*events)[0].artifact().digest(), "d1");
 }
 
+// A watcher takes the events it missed a batch at a time, so one that
+// stalls holds a bounded batch, not the whole history (issue 17, item 7).
+TEST(ArtifactEventHubTest, WaitForEventsReturnsAtMostMaxEvents) {
+  ArtifactEventHub hub;
+  for (int i = 0; i < 10; ++i) {
+    hub.PublishUpdated(MakeArtifact("ns", "s" + std::to_string(i), "d" + std::to_string(i)));
+  }
+  uint64_t after = 0;
+  std::vector<uint64_t> seen;
+  for (int round = 0; round < 4; ++round) {
+    uint64_t next = after;
+    auto batch = hub.WaitForEvents(EventFilter{}, after, absl::Now(), &next, 4);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    EXPECT_LE(batch->size(), 4u);
+    for (const auto& e : *batch) seen.push_back(e.sequence());
+    after = next;
+  }
+  ASSERT_EQ(seen.size(), 10u);
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], i + 1);
+  EXPECT_EQ(after, 10u);
+}
+
 TEST(ArtifactEventHubTest, WaiterWakesOnPublish) {
   ArtifactEventHub hub;
   std::thread publisher([&] {
