@@ -450,26 +450,12 @@ ssize_t StreamRead(git_stream* stream, void* data, size_t len) {
   return n;
 }
 
-// The host and port of "CONNECT host:port HTTP/1.1", or false.
-bool ParseConnectTarget(absl::string_view request, std::string* host, std::string* port) {
-  if (!absl::ConsumePrefix(&request, "CONNECT ")) return false;
-  absl::string_view authority = request.substr(0, request.find(' '));
-  size_t colon = authority.rfind(':');
-  if (colon == absl::string_view::npos) return false;
-  absl::string_view h = authority.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  *host = std::string(h);
-  *port = std::string(authority.substr(colon + 1));
-  return true;
-}
-
 ssize_t StreamWrite(git_stream* stream, const char* data, size_t len, int flags) {
   DeadlineSocketStream* st = Cast(stream);
   if (st->target_in_connect) {
     st->target_in_connect = false;
-    std::string host, port;
-    if (st->op != nullptr && ParseConnectTarget(absl::string_view(data, len), &host, &port) &&
-        !st->op->AllowsTarget(host, port)) {
+    std::optional<HostPort> target = ParseConnectTarget(absl::string_view(data, len));
+    if (st->op != nullptr && target && !st->op->AllowsTarget(target->host, target->port)) {
       SetNetError(absl::StrCat("connection to ", st->op->refused_target(),
                                " refused: credentials are only sent to the url's origin"));
       return -1;
@@ -634,6 +620,19 @@ ScopedNetworkOperation::ScopedNetworkOperation(NetworkOperation* op)
 }
 
 ScopedNetworkOperation::~ScopedNetworkOperation() { current_operation = previous_; }
+
+std::optional<HostPort> ParseConnectTarget(absl::string_view request) {
+  if (!absl::ConsumePrefix(&request, "CONNECT ")) return std::nullopt;
+  absl::string_view authority = request.substr(0, request.find(' '));
+  size_t colon = authority.rfind(':');
+  if (colon == absl::string_view::npos || colon + 1 == authority.size()) return std::nullopt;
+  absl::string_view host = authority.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) return std::nullopt;
+  return HostPort{std::string(host), std::string(authority.substr(colon + 1))};
+}
 
 int RegisterDeadlineSocketStream() {
   git_stream_registration registration{};

@@ -15,6 +15,7 @@
 #ifndef GITOPS_SOURCE_CONTROLLER_GIT_DEADLINE_STREAM_H_
 #define GITOPS_SOURCE_CONTROLLER_GIT_DEADLINE_STREAM_H_
 
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -22,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -114,6 +116,15 @@ class ScopedNetworkOperation {
  private:
   NetworkOperation* previous_;
 };
+
+// A connection target.
+struct HostPort {
+  std::string host;  // no brackets around IPv6
+  std::string port;
+};
+// The target of an HTTP "CONNECT host:port HTTP/1.1" request (what libgit2
+// asks a proxy for); nullopt for anything else.
+std::optional<HostPort> ParseConnectTarget(absl::string_view request);
 
 // Registers the stream with libgit2. Call once, after git_libgit2_init.
 // Returns libgit2's result code.
