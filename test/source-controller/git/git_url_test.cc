@@ -82,7 +82,7 @@ TEST(GitUrlTest, RedactUrlDropsTheWholeUserinfo) {
       {"ssh://git@host/x", "ssh://host/x"},
       {"https://host/x", "https://host/x"},
       {"https://host", "https://host"},
-      {"https://a@b@host/x", "https://host/x"},       // unparseable: up to the last '@'
+      {"https://a@b@host/x", "https://host/x"},       // two '@': up to the last
       {"https://us er:pw@host/x", "https://host/x"},  // invalid (space), still redacted
       {"/srv/repo", "/srv/repo"},
       {"git@github.com:org/repo.git", "git@github.com:org/repo.git"},  // no "://": untouched
