@@ -207,13 +207,17 @@ GitCredentials CredentialsFromSecretData(const std::map<std::string, std::string
     return v == data.end() ? std::string() : v->second;
   };
   GitCredentials c;
-  c.username = get("username");
-  c.password = get("password");
+  // Flux (fluxcd/pkg git NewAuthOptions): with a bearerToken key, the
+  // username and password keys are not used for http(s).
+  if (data.count("bearerToken") == 0) {
+    c.username = get("username");
+    c.password = get("password");
+  }
   c.bearer_token = get("bearerToken");
   c.ca_pem = get("ca.crt").empty() ? get("caFile") : get("ca.crt");
   c.ssh_identity = get("identity");
   c.ssh_known_hosts = get("known_hosts");
-  if (!c.ssh_identity.empty()) c.ssh_identity_passphrase = c.password;
+  if (!c.ssh_identity.empty()) c.ssh_identity_passphrase = get("password");
   return c;
 }
 

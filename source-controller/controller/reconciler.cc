@@ -101,6 +101,12 @@ absl::Status ValidateAuthOptions(absl::string_view scheme, const GitCredentials&
       return absl::InvalidArgumentError(absl::StrCat(
           "invalid '", scheme, "' auth option: 'password' requires 'username' to be set"));
     }
+    // fluxcd/pkg gogit validateUrlAndAuthOptions (a bearerToken Secret with
+    // a user name in the url).
+    if (!c.bearer_token.empty() && (!c.username.empty() || !c.password.empty())) {
+      return absl::InvalidArgumentError(
+          "basic auth and bearer token cannot be set at the same time");
+    }
   }
   return absl::OkStatus();
 }
@@ -531,7 +537,9 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
                           kAuthenticationFailedReason, in_.credentials.status().code(),
                           in_.credentials.status().message()));
   }
-  if (absl::Status valid = ValidateAuthOptions(url->scheme, *in_.credentials); !valid.ok()) {
+  // Flux's NewAuthOptions: the url's userinfo fills in what the Secret lacks.
+  const GitCredentials credentials = WithUrlCredentials(*url, *in_.credentials);
+  if (absl::Status valid = ValidateAuthOptions(url->scheme, credentials); !valid.ok()) {
     return Summarize(Fail(
         ReconcileKind::kFailed, kFetchFailedCondition, kAuthenticationFailedReason, valid.code(),
         absl::StrCat("failed to configure authentication options: ", valid.message())));
@@ -571,7 +579,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   GitFetchOptions fetch;
   fetch.url = spec.url;
   fetch.ref = spec.ref;
-  fetch.credentials = *in_.credentials;
+  fetch.credentials = credentials;
   fetch.timeout = spec.timeout;
   fetch.proxy = *in_.proxy;
   fetch.recurse_submodules = spec.recurse_submodules;

@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 namespace gitops::source::internal {
@@ -43,6 +44,9 @@ struct DeadlineSocketStream {
   bool forwarding;
   // Data was read since the last write: the next write starts a new request.
   bool read_since_write;
+  // Connected to the proxy for libgit2's own CONNECT: the target, to check
+  // against the operation's origin, is in the first request written.
+  bool target_in_connect;
 };
 
 DeadlineSocketStream* Cast(git_stream* stream) {
@@ -354,6 +358,16 @@ int StreamConnect(git_stream* stream) {
   } else if (route.kind == ProxyRoute::Kind::kLibgit2) {
     via_proxy = host == route.host && port == route.port;
   }
+  // Credentials stay at their origin: libgit2 follows a redirect anywhere
+  // with the bearer header and the password it holds. Where libgit2 itself
+  // talks to the proxy, the target is checked in its CONNECT request.
+  st->target_in_connect = (route.kind == ProxyRoute::Kind::kLibgit2 && via_proxy) ||
+                          (route.kind == ProxyRoute::Kind::kForward && !st->forwarding);
+  if (op != nullptr && !st->target_in_connect && !op->AllowsTarget(st->host, st->port)) {
+    SetNetError(absl::StrCat("connection to ", op->refused_target(),
+                             " refused: credentials are only sent to the url's origin"));
+    return -1;
+  }
   std::string what =
       via_proxy ? absl::StrCat("proxy ", route.display) : absl::StrCat(host, ":", port);
   int fd = ConnectHost(host, port, op, what);
@@ -438,6 +452,15 @@ ssize_t StreamRead(git_stream* stream, void* data, size_t len) {
 
 ssize_t StreamWrite(git_stream* stream, const char* data, size_t len, int flags) {
   DeadlineSocketStream* st = Cast(stream);
+  if (st->target_in_connect) {
+    st->target_in_connect = false;
+    std::optional<HostPort> target = ParseConnectTarget(absl::string_view(data, len));
+    if (st->op != nullptr && target && !st->op->AllowsTarget(target->host, target->port)) {
+      SetNetError(absl::StrCat("connection to ", st->op->refused_target(),
+                               " refused: credentials are only sent to the url's origin"));
+      return -1;
+    }
+  }
   if (st->read_since_write && st->forwarding) {
     // A new request on a connection to a forward proxy. Proxies such as
     // tinyproxy close the connection after each answer without saying so
@@ -489,6 +512,7 @@ int StreamInit(git_stream** out, const char* host, const char* port) {
   st->op = current_operation;
   st->forwarding = false;
   st->read_since_write = false;
+  st->target_in_connect = false;
   *out = &st->parent;
   return 0;
 }
@@ -551,6 +575,34 @@ void NetworkOperation::NoteConnectFailure() {
   connect_failed_ = true;
 }
 
+void NetworkOperation::RestrictToOrigin(std::string host, std::string port) {
+  absl::MutexLock lock(&mu_);
+  restricted_ = true;
+  origin_host_ = absl::AsciiStrToLower(host);
+  origin_port_ = std::move(port);
+}
+
+void NetworkOperation::Unrestrict() {
+  absl::MutexLock lock(&mu_);
+  restricted_ = false;
+}
+
+bool NetworkOperation::AllowsTarget(const std::string& host, const std::string& port) {
+  absl::MutexLock lock(&mu_);
+  if (!restricted_) return true;
+  if (absl::AsciiStrToLower(host) == origin_host_ && port == origin_port_) return true;
+  if (refused_target_.empty()) {
+    refused_target_ = host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
+                                                          : absl::StrCat(host, ":", port);
+  }
+  return false;
+}
+
+std::string NetworkOperation::refused_target() const {
+  absl::MutexLock lock(&mu_);
+  return refused_target_;
+}
+
 void NetworkOperation::AddSocket(int fd) {
   absl::MutexLock lock(&mu_);
   sockets_.push_back(fd);
@@ -568,6 +620,19 @@ ScopedNetworkOperation::ScopedNetworkOperation(NetworkOperation* op)
 }
 
 ScopedNetworkOperation::~ScopedNetworkOperation() { current_operation = previous_; }
+
+std::optional<HostPort> ParseConnectTarget(absl::string_view request) {
+  if (!absl::ConsumePrefix(&request, "CONNECT ")) return std::nullopt;
+  absl::string_view authority = request.substr(0, request.find(' '));
+  size_t colon = authority.rfind(':');
+  if (colon == absl::string_view::npos || colon + 1 == authority.size()) return std::nullopt;
+  absl::string_view host = authority.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) return std::nullopt;
+  return HostPort{std::string(host), std::string(authority.substr(colon + 1))};
+}
 
 int RegisterDeadlineSocketStream() {
   git_stream_registration registration{};

@@ -7,10 +7,15 @@
 // libgit2 1.5 cannot: to an http proxy for http:// remotes (libgit2 writes
 // the absolute-form request but would connect to the remote itself), and
 // through a SOCKS5 proxy for any remote (libgit2 has no SOCKS support).
+// It also keeps credentials at their origin: while an operation carries
+// credentials, a connection to another host:port (a redirect) is refused
+// before a byte is sent, since libgit2 would send it the bearer token header
+// and answer its challenge with the password.
 // Internal to the libgit2 fetcher.
 #ifndef GITOPS_SOURCE_CONTROLLER_GIT_DEADLINE_STREAM_H_
 #define GITOPS_SOURCE_CONTROLLER_GIT_DEADLINE_STREAM_H_
 
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -18,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -68,6 +74,17 @@ class NetworkOperation {
   bool connect_failed() const;
   void NoteConnectFailure();
 
+  // Binds the operation's connections to `host`:`port` (the origin of the
+  // URL, whose credentials libgit2 holds): any other target, proxies aside,
+  // is refused and noted. Call before the first connection.
+  void RestrictToOrigin(std::string host, std::string port);
+  // Lifts that restriction (the credentials were dropped).
+  void Unrestrict();
+  // Whether a connection to host:port may go ahead; notes a refusal.
+  bool AllowsTarget(const std::string& host, const std::string& port);
+  // "host:port" (IPv6 in brackets) of the first target refused, or empty.
+  std::string refused_target() const;
+
   void AddSocket(int fd);
   void RemoveSocket(int fd);
 
@@ -81,6 +98,10 @@ class NetworkOperation {
   bool timed_out_ ABSL_GUARDED_BY(mu_) = false;
   bool connect_failed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status proxy_error_ ABSL_GUARDED_BY(mu_);
+  bool restricted_ ABSL_GUARDED_BY(mu_) = false;
+  std::string origin_host_ ABSL_GUARDED_BY(mu_);
+  std::string origin_port_ ABSL_GUARDED_BY(mu_);
+  std::string refused_target_ ABSL_GUARDED_BY(mu_);
   std::vector<int> sockets_ ABSL_GUARDED_BY(mu_);
   std::thread watchdog_;
 };
@@ -95,6 +116,15 @@ class ScopedNetworkOperation {
  private:
   NetworkOperation* previous_;
 };
+
+// A connection target.
+struct HostPort {
+  std::string host;  // no brackets around IPv6
+  std::string port;
+};
+// The target of an HTTP "CONNECT host:port HTTP/1.1" request (what libgit2
+// asks a proxy for); nullopt for anything else.
+std::optional<HostPort> ParseConnectTarget(absl::string_view request);
 
 // Registers the stream with libgit2. Call once, after git_libgit2_init.
 // Returns libgit2's result code.

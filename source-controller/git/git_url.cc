@@ -6,6 +6,32 @@
 #include "absl/strings/str_cat.h"
 
 namespace gitops::source {
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX escapes decoded (Go's url.User.Username/Password); a malformed escape
+// is kept as it is.
+std::string PercentDecode(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 absl::StatusOr<GitUrl> ParseGitUrl(absl::string_view url) {
   if (url.empty()) return absl::InvalidArgumentError("empty git url");
@@ -43,8 +69,8 @@ absl::StatusOr<GitUrl> ParseGitUrl(absl::string_view url) {
   absl::string_view rest = url.substr(sep + 3);
   if (out.scheme == "file") {
     if (rest.empty() || rest[0] != '/') {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid git url \"", url, "\": file urls need an absolute path"));
+      return absl::InvalidArgumentError(absl::StrCat("invalid git url \"", RedactUrl(url),
+                                                     "\": file urls need an absolute path"));
     }
     out.path = std::string(rest);
     return out;
@@ -56,8 +82,9 @@ absl::StatusOr<GitUrl> ParseGitUrl(absl::string_view url) {
   if (at != absl::string_view::npos) {
     absl::string_view userinfo = authority.substr(0, at);
     size_t colon = userinfo.find(':');
-    out.username = std::string(userinfo.substr(0, colon));
+    out.username = PercentDecode(userinfo.substr(0, colon));
     out.has_password = colon != absl::string_view::npos;
+    if (out.has_password) out.password = PercentDecode(userinfo.substr(colon + 1));
     authority = authority.substr(at + 1);
   }
   absl::string_view port_text;
@@ -108,10 +135,14 @@ std::string RedactUrl(absl::string_view url) {
   absl::string_view authority = rest.substr(0, slash);
   size_t at = authority.rfind('@');
   if (at == absl::string_view::npos) return std::string(url);
-  absl::string_view userinfo = authority.substr(0, at);
-  size_t colon = userinfo.find(':');
-  if (colon == absl::string_view::npos) return std::string(url);
-  return absl::StrCat(url.substr(0, sep + 3), userinfo.substr(0, colon), rest.substr(at));
+  return absl::StrCat(url.substr(0, sep + 3), rest.substr(at + 1));
+}
+
+std::string UrlOrigin(const GitUrl& url) {
+  if (url.scheme == "file") return "";
+  std::string host = absl::AsciiStrToLower(url.host);
+  if (host.find(':') != std::string::npos) host = absl::StrCat("[", host, "]");
+  return absl::StrCat(url.scheme, "://", host, ":", EffectivePort(url));
 }
 
 int EffectivePort(const GitUrl& url) {
@@ -121,6 +152,18 @@ int EffectivePort(const GitUrl& url) {
   if (url.scheme == "ssh") return 22;
   if (url.scheme == "git") return 9418;
   return 0;
+}
+
+GitCredentials WithUrlCredentials(const GitUrl& url, GitCredentials credentials) {
+  if (url.scheme != "http" && url.scheme != "https") return credentials;
+  if (credentials.username.empty()) credentials.username = url.username;
+  if (credentials.password.empty()) credentials.password = url.password;
+  return credentials;
+}
+
+bool HasHttpCredentials(const GitCredentials& credentials) {
+  return !credentials.username.empty() || !credentials.password.empty() ||
+         !credentials.bearer_token.empty();
 }
 
 }  // namespace gitops::source

@@ -86,6 +86,10 @@ struct CallbackState {
   int userpass_attempts = 0;
   int ssh_key_attempts = 0;
   int proxy_attempts = 0;
+  // Set once the remote redirected to another origin: the rest of the
+  // operation runs without the credentials, as go-git's does.
+  bool credentials_withheld = false;
+  std::string redirect_target;  // "host:port" redirected to
   // First error raised inside a callback; it explains a failing call better
   // than libgit2's message.
   absl::Status callback_error;
@@ -127,6 +131,13 @@ int AcquireCredentials(git_credential** out, const char* url, const char* userna
     return git_credential_username_new(out, user.c_str());
   }
   if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) {
+    if (state->credentials_withheld) {
+      state->Fail(absl::UnauthenticatedError(
+          absl::StrCat("authentication required after a redirect to ", state->redirect_target,
+                       ", another origin than ", UrlOrigin(state->url),
+                       ": credentials are only sent to the url's origin")));
+      return GIT_EAUTH;
+    }
     if (creds.username.empty() && creds.password.empty()) {
       state->Fail(absl::UnauthenticatedError(
           creds.bearer_token.empty() ? "authentication required but no username/password given"
@@ -134,8 +145,12 @@ int AcquireCredentials(git_credential** out, const char* url, const char* userna
       return GIT_EAUTH;
     }
     if (++state->userpass_attempts > 1) {
-      state->Fail(absl::UnauthenticatedError(absl::StrCat(
-          "authentication failed: wrong username or password for user '", creds.username, "'")));
+      // A user name from the url may be a token: not named.
+      state->Fail(absl::UnauthenticatedError(
+          creds.username == state->url.username
+              ? std::string("authentication failed: wrong username or password (from the url)")
+              : absl::StrCat("authentication failed: wrong username or password for user '",
+                             creds.username, "'")));
       return GIT_EAUTH;
     }
     return git_credential_userpass_plaintext_new(out, creds.username.c_str(),
@@ -246,31 +261,58 @@ class CustomHeaders {
   // with every request, or empty.
   CustomHeaders(const GitFetchOptions& options, absl::string_view proxy_authorization) {
     if (!options.credentials.bearer_token.empty()) {
-      headers_.push_back(absl::StrCat("Authorization: Bearer ", options.credentials.bearer_token));
+      bearer_ = absl::StrCat("Authorization: Bearer ", options.credentials.bearer_token);
     }
     if (!proxy_authorization.empty()) {
-      headers_.push_back(absl::StrCat("Proxy-Authorization: ", proxy_authorization));
+      proxy_ = absl::StrCat("Proxy-Authorization: ", proxy_authorization);
     }
-    for (std::string& h : headers_) pointers_.push_back(h.data());
+    Rebuild();
+  }
+  CustomHeaders(const CustomHeaders&) = delete;
+  CustomHeaders& operator=(const CustomHeaders&) = delete;
+  const git_strarray& array() const { return array_; }
+  // Stops sending the bearer token.
+  void DropBearer() {
+    bearer_.clear();
+    Rebuild();
+  }
+
+ private:
+  void Rebuild() {
+    pointers_.clear();
+    for (std::string* h : {&bearer_, &proxy_}) {
+      if (!h->empty()) pointers_.push_back(h->data());
+    }
     array_.strings = pointers_.data();
     array_.count = pointers_.size();
   }
-  const git_strarray& array() const { return array_; }
 
- private:
-  std::vector<std::string> headers_;
+  std::string bearer_;
+  std::string proxy_;
   std::vector<char*> pointers_;
   git_strarray array_{};
 };
 
-// Removes credentials from a message that came from libgit2.
+// Removes credentials from a message that came from libgit2: the URL's
+// userinfo (a user name can be a token) and every secret we hold.
 std::string Scrub(std::string message, const GitFetchOptions& options) {
   const GitCredentials& c = options.credentials;
   std::string redacted = RedactUrl(options.url);
-  if (redacted != options.url) absl::StrReplaceAll({{options.url, redacted}}, &message);
+  if (redacted != options.url) {
+    absl::StrReplaceAll({{options.url, redacted}}, &message);
+    // "userinfo@" wherever else it appears (e.g. "user@host:port").
+    size_t sep = options.url.find("://");
+    size_t at = options.url.size() - redacted.size() + sep + 3;  // one past the '@'
+    absl::StrReplaceAll({{options.url.substr(sep + 3, at - sep - 3), ""}}, &message);
+  }
   for (const std::string* secret :
        {&c.password, &c.bearer_token, &c.ssh_identity_passphrase, &options.proxy.password}) {
     if (secret->size() >= 3) absl::StrReplaceAll({{*secret, "***"}}, &message);
+  }
+  // A token given as the user name (long enough not to be a plain word).
+  absl::StatusOr<GitUrl> url = ParseGitUrl(options.url);
+  if (url.ok() && (url->scheme == "http" || url->scheme == "https") && url->username.size() >= 8) {
+    absl::StrReplaceAll({{url->username, "***"}}, &message);
   }
   if (!options.proxy.password.empty()) {  // as sent in Proxy-Authorization
     std::string basic =
@@ -296,6 +338,11 @@ absl::Status TranslateError(int code, const CallbackState& state) {
     }
   }
   if (!state.callback_error.ok()) return state.callback_error;
+  if (state.op != nullptr && !state.credentials_withheld && !state.op->refused_target().empty()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "redirect to ", state.op->refused_target(), ", another origin than ", UrlOrigin(state.url),
+        ", not followed: credentials are only sent to the url's origin"));
+  }
   const git_error* err = git_error_last();
   std::string message = err != nullptr && err->message != nullptr ? err->message : "unknown error";
   message = Scrub(std::string(absl::StripTrailingAsciiWhitespace(message)), options);
@@ -383,6 +430,10 @@ class NetworkSession {
     state_.options = &options;
     state_.url = url;
     state_.op = &op_;
+    if ((url.scheme == "http" || url.scheme == "https") &&
+        HasHttpCredentials(options.credentials)) {
+      op_.RestrictToOrigin(url.host, absl::StrCat(EffectivePort(url)));
+    }
     if (plan_.endpoint) {
       state_.proxy = &*plan_.endpoint;
       ProxyRoute route;
@@ -413,6 +464,21 @@ class NetworkSession {
 
   git_remote_callbacks callbacks() { return MakeCallbacks(&state_); }
   const git_strarray& headers() const { return headers_.array(); }
+  // After the stream refused a connection to another origin (a redirect):
+  // drops every credential for the rest of the operation, so the redirect
+  // can be followed without them, as go-git (and so Flux) does. False when
+  // nothing was refused or they are dropped already.
+  bool DropCredentialsAfterRedirect() {
+    std::string target = op_.refused_target();
+    if (target.empty() || state_.credentials_withheld) return false;
+    state_.credentials_withheld = true;
+    state_.redirect_target = std::move(target);
+    state_.callback_error = absl::OkStatus();
+    headers_.DropBearer();
+    op_.Unrestrict();
+    return true;
+  }
+  const std::string& redirect_target() const { return state_.redirect_target; }
   // libgit2's proxy options: only where libgit2 takes part in proxying.
   git_proxy_options proxy_options() {
     git_proxy_options proxy;
@@ -437,13 +503,29 @@ class NetworkSession {
 };
 
 // Connects `remote` for fetching and lists its refs.
-absl::StatusOr<std::vector<RemoteRef>> ListRefs(git_remote* remote, NetworkSession& session) {
-  git_remote_connect_options connect;
-  git_remote_connect_options_init(&connect, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
-  connect.callbacks = session.callbacks();
-  connect.custom_headers = session.headers();
-  connect.proxy_opts = session.proxy_options();
-  int rc = git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &connect);
+absl::StatusOr<std::vector<RemoteRef>> ListRefs(git_remote* remote, NetworkSession& session,
+                                                const GitFetchOptions& options) {
+  auto connect_once = [&] {
+    git_remote_connect_options connect;
+    git_remote_connect_options_init(&connect, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
+    connect.callbacks = session.callbacks();
+    connect.custom_headers = session.headers();
+    connect.proxy_opts = session.proxy_options();
+    // git's and go-git's default, whatever a config says: redirects are
+    // followed on the first request only.
+    connect.follow_redirects = GIT_REMOTE_REDIRECT_INITIAL;
+    return git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &connect);
+  };
+  int rc = connect_once();
+  if (rc != 0 && session.DropCredentialsAfterRedirect()) {
+    // Redirected to another origin: go-git follows it without the
+    // credentials (it drops them when host or port change); so do we, on a
+    // connection that never held them.
+    common::LogInfo("git server redirected to another origin; following without credentials",
+                    {{"url", RedactUrl(options.url)}, {"target", session.redirect_target()}});
+    git_remote_disconnect(remote);
+    rc = connect_once();
+  }
   if (rc != 0) return session.Translate(rc);
   const git_remote_head** heads = nullptr;
   size_t count = 0;
@@ -453,6 +535,13 @@ absl::StatusOr<std::vector<RemoteRef>> ListRefs(git_remote* remote, NetworkSessi
   raw.reserve(count);
   for (size_t i = 0; i < count; ++i) raw.emplace_back(heads[i]->name, OidHex(&heads[i]->oid));
   return MergePeeled(raw);
+}
+
+// The URL libgit2 gets: for http(s) without userinfo, whose credentials
+// reach libgit2 only through our callback (libgit2 would answer any
+// challenge with them, and name them in messages).
+std::string Libgit2Url(const GitFetchOptions& options, const GitUrl& url) {
+  return url.scheme == "http" || url.scheme == "https" ? RedactUrl(options.url) : options.url;
 }
 
 std::string Context(absl::string_view action, const GitFetchOptions& options) {
@@ -729,11 +818,11 @@ absl::StatusOr<FetchedCommit> FetchInto(git_repository* repo, const GitFetchOpti
     git_remote_create_options create = GIT_REMOTE_CREATE_OPTIONS_INIT;
     create.repository = repo;
     create.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-    if (git_remote_create_with_opts(&raw, options.url.c_str(), &create) != 0) {
+    if (git_remote_create_with_opts(&raw, Libgit2Url(options, url).c_str(), &create) != 0) {
       return absl::InvalidArgumentError(Scrub(LibgitError("create remote").ToString(), options));
     }
     RemotePtr remote(raw);
-    ASSIGN_OR_RETURN(std::vector<RemoteRef> refs, ListRefs(remote.get(), session));
+    ASSIGN_OR_RETURN(std::vector<RemoteRef> refs, ListRefs(remote.get(), session, options));
     ASSIGN_OR_RETURN(target, ResolveRef(options.ref, refs));
 
     // What to fetch: the one resolved ref, or for a commit-only ref every
@@ -761,6 +850,7 @@ absl::StatusOr<FetchedCommit> FetchInto(git_repository* repo, const GitFetchOpti
       fetch.callbacks = session.callbacks();
       fetch.custom_headers = session.headers();
       fetch.proxy_opts = session.proxy_options();
+      fetch.follow_redirects = GIT_REMOTE_REDIRECT_INITIAL;
       fetch.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
       fetch.prune = GIT_FETCH_NO_PRUNE;
       fetch.update_fetchhead = 0;
@@ -890,6 +980,16 @@ class Checkout {
     ProxyPlan plan;
     absl::Status valid = ValidateOptions(sub, &parsed, &plan);
     if (!valid.ok()) return common::Annotate(valid, context(*url));
+    // The GitRepository's credentials go to its url's origin only: a
+    // .gitmodules that names another host gets none (go-git would send them
+    // anywhere). A submodule url's own userinfo still counts.
+    absl::StatusOr<GitUrl> root = ParseGitUrl(options_.url);
+    if (!root.ok() || UrlOrigin(*root) != UrlOrigin(parsed)) {
+      sub.credentials.username.clear();
+      sub.credentials.password.clear();
+      sub.credentials.bearer_token.clear();
+    }
+    sub.credentials = WithUrlCredentials(parsed, std::move(sub.credentials));
     if (parsed.scheme == "file") {
       absl::StatusOr<GitUrl> parent = ParseGitUrl(parent_url);
       if (!parent.ok() || parent->scheme != "file") {
@@ -918,6 +1018,14 @@ class Checkout {
   int64_t received_bytes_ = 0;
 };
 
+// `options` with Flux's credentials from the url's userinfo filled in.
+GitFetchOptions ApplyUrlCredentials(const GitFetchOptions& options) {
+  GitFetchOptions out = options;
+  absl::StatusOr<GitUrl> url = ParseGitUrl(options.url);
+  if (url.ok()) out.credentials = WithUrlCredentials(*url, std::move(out.credentials));
+  return out;
+}
+
 // Serializes calls on the same cache directory.
 std::shared_ptr<absl::Mutex> CacheLock(const std::string& cache_dir) {
   static absl::Mutex registry_mu;
@@ -933,15 +1041,17 @@ class Libgit2Fetcher : public GitFetcher {
  public:
   explicit Libgit2Fetcher(Libgit2FetcherOptions options) : options_(options) {}
 
-  absl::StatusOr<GitRevision> ResolveRemote(const GitFetchOptions& options) override {
+  absl::StatusOr<GitRevision> ResolveRemote(const GitFetchOptions& given) override {
+    const GitFetchOptions options = ApplyUrlCredentials(given);
     absl::StatusOr<GitRevision> result = DoResolveRemote(options);
     if (!result.ok()) return common::Annotate(result.status(), Context("list refs of", options));
     return result;
   }
 
-  absl::StatusOr<GitRevision> FetchAndCheckout(const GitFetchOptions& options,
+  absl::StatusOr<GitRevision> FetchAndCheckout(const GitFetchOptions& given,
                                                const std::string& cache_dir,
                                                const std::string& checkout_dir) override {
+    const GitFetchOptions options = ApplyUrlCredentials(given);
     std::shared_ptr<absl::Mutex> mu = CacheLock(cache_dir);
     absl::MutexLock lock(mu.get());
     absl::StatusOr<GitRevision> result = DoFetchAndCheckout(options, cache_dir, checkout_dir);
@@ -965,11 +1075,11 @@ class Libgit2Fetcher : public GitFetcher {
     if (auto offline = ResolveOffline(options.ref)) return ToRevision(*offline);
     NetworkSession session(options, url, plan, absl::Now() + options.timeout);
     git_remote* raw = nullptr;
-    if (git_remote_create_detached(&raw, options.url.c_str()) != 0) {
+    if (git_remote_create_detached(&raw, Libgit2Url(options, url).c_str()) != 0) {
       return absl::InvalidArgumentError(Scrub(LibgitError("create remote").ToString(), options));
     }
     RemotePtr remote(raw);
-    ASSIGN_OR_RETURN(std::vector<RemoteRef> refs, ListRefs(remote.get(), session));
+    ASSIGN_OR_RETURN(std::vector<RemoteRef> refs, ListRefs(remote.get(), session, options));
     git_remote_disconnect(remote.get());
     ASSIGN_OR_RETURN(ResolvedRef resolved, ResolveRef(options.ref, refs));
     return ToRevision(resolved);
@@ -1003,7 +1113,7 @@ class Libgit2Fetcher : public GitFetcher {
     // failure costs only speed, never this revision.
     absl::StatusOr<int> packs = CompactPacks(repo.get(), cache_dir, options_.max_packs_per_cache);
     if (!packs.ok()) {
-      common::LogError("compact git cache", {{"url", Scrub(options.url, options)},
+      common::LogError("compact git cache", {{"url", RedactUrl(options.url)},
                                              {"error", std::string(packs.status().message())}});
     }
     return rev;

@@ -252,6 +252,12 @@ absl::StatusOr<std::unique_ptr<GitHttpServer>> GitHttpServer::Start(const std::s
       absl::StrAppend(&location, "      auth_basic \"git\";\n      auth_basic_user_file ", dir,
                       "/htpasswd;\n");
     }
+    std::string redirect;
+    if (!options.redirect_to.empty()) {
+      // Server-level rewrites run before location matching and auth.
+      absl::StrAppend(&redirect, "    rewrite ^", options.redirect_prefix, "(.*)$ ",
+                      options.redirect_to, "$1 redirect;\n");
+    }
     if (!options.bearer_token.empty()) {
       absl::StrAppend(&location, "      if ($http_authorization != \"Bearer ", options.bearer_token,
                       "\") {\n        add_header WWW-Authenticate 'Basic realm=\"git\"' always;\n"
@@ -260,7 +266,9 @@ absl::StatusOr<std::unique_ptr<GitHttpServer>> GitHttpServer::Start(const std::s
     std::string conf = absl::StrCat(
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid ", dir, "/nginx.pid;\n",
         "error_log ", dir, "/error.log warn;\n", "events { worker_connections 256; }\n",
-        "http {\n  access_log off;\n", "  client_body_temp_path ", dir, "/tmp/body;\n",
+        "http {\n  log_format requests '$status $request_method $request_uri "
+        "auth=\"$http_authorization\"';\n  access_log ",
+        dir, "/access.log requests;\n", "  client_body_temp_path ", dir, "/tmp/body;\n",
         "  proxy_temp_path ", dir, "/tmp/proxy;\n", "  fastcgi_temp_path ", dir, "/tmp/fastcgi;\n",
         "  uwsgi_temp_path ", dir, "/tmp/uwsgi;\n", "  scgi_temp_path ", dir, "/tmp/scgi;\n",
         "  client_max_body_size 0;\n", "  server {\n    listen 127.0.0.1:", port,
@@ -268,7 +276,7 @@ absl::StatusOr<std::unique_ptr<GitHttpServer>> GitHttpServer::Start(const std::s
         options.tls ? absl::StrCat("    ssl_certificate ", dir, "/server.crt;\n",
                                    "    ssl_certificate_key ", dir, "/server.key;\n")
                     : "",
-        "    location / {\n", location, "      include /etc/nginx/fastcgi_params;\n",
+        redirect, "    location / {\n", location, "      include /etc/nginx/fastcgi_params;\n",
         "      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n",
         "      fastcgi_param GIT_PROJECT_ROOT ", root, ";\n",
         "      fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n", "      fastcgi_param PATH_INFO $uri;\n",
@@ -292,6 +300,11 @@ GitHttpServer::~GitHttpServer() {
   nginx_.reset();
   fcgiwrap_.reset();
   if (!dir_.empty()) RemoveTree(dir_);
+}
+
+std::string GitHttpServer::RequestLog() const {
+  auto log = ReadFile(dir_ + "/access.log");
+  return log.ok() ? *log : "";
 }
 
 std::string GitHttpServer::Url(absl::string_view repo) const {

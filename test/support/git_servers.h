@@ -94,6 +94,12 @@ class GitHttpServer {
     std::string username;  // basic auth when non-empty
     std::string password;
     std::string bearer_token;  // requires "Authorization: Bearer <token>" when non-empty
+    // When redirect_to is non-empty, requests whose path starts with
+    // redirect_prefix get a 302 to redirect_to + the rest of the path (and
+    // the query), before any authentication: "/" and "http://h:p/" send
+    // everything to another server, "/old/" and "/" move a path.
+    std::string redirect_prefix = "/";
+    std::string redirect_to;
   };
   static absl::StatusOr<std::unique_ptr<GitHttpServer>> Start(const std::string& root,
                                                               const Options& options);
@@ -103,6 +109,9 @@ class GitHttpServer {
   std::string Url(absl::string_view repo) const;
   // PEM of the CA that signed the server certificate (tls only).
   const std::string& ca_pem() const { return ca_pem_; }
+  // nginx's access log so far: one line per request,
+  // `<status> <method> <uri> auth="<Authorization header or ->"`.
+  std::string RequestLog() const;
 
  private:
   GitHttpServer() = default;

@@ -93,6 +93,21 @@ TEST(ParseGitRepositoryTest, EmptyIgnoreIsSetNotDefaulted) {
   EXPECT_EQ(*repo->spec.ignore, "");
 }
 
+// Flux's NewAuthOptions: a bearerToken key makes the username and password
+// keys unused for http(s); password stays the ssh key's passphrase.
+TEST(CredentialsFromSecretDataTest, BearerTokenKeyIgnoresUsernameAndPassword) {
+  GitCredentials basic = CredentialsFromSecretData({{"username", "u"}, {"password", "p"}});
+  EXPECT_EQ(basic.username, "u");
+  EXPECT_EQ(basic.password, "p");
+  EXPECT_EQ(basic.bearer_token, "");
+  GitCredentials bearer = CredentialsFromSecretData(
+      {{"username", "u"}, {"password", "p"}, {"bearerToken", "t"}, {"identity", "k"}});
+  EXPECT_EQ(bearer.username, "");
+  EXPECT_EQ(bearer.password, "");
+  EXPECT_EQ(bearer.bearer_token, "t");
+  EXPECT_EQ(bearer.ssh_identity_passphrase, "p");
+}
+
 TEST(ParseGitRepositoryTest, InvalidManifestsNameTheFieldAtFault) {
   struct Case {
     std::string name;

@@ -411,6 +411,30 @@ TEST_F(ReconcilerTest, IncompleteCredentialsForTheTransportAreAuthenticationFail
   EXPECT_EQ(git_->resolves() + git_->fetches(), 0) << "no connection attempted";
 }
 
+// fluxcd/pkg git NewAuthOptions and gogit validateUrlAndAuthOptions: the
+// url's userinfo counts as credentials, checked before any connection.
+TEST_F(ReconcilerTest, UrlUserinfoCountsAsCredentialsInTheChecks) {
+  ReconcileInputs in;
+  repo_.spec.url = "https://:p4ss-in-url@127.0.0.1:1/repo.git";
+  in.credentials = GitCredentials{};
+  ReconcileOutcome o = reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(o.reason, kAuthenticationFailedReason);
+  EXPECT_EQ(Cond(kReadyCondition)->message,
+            "failed to configure authentication options: invalid 'https' auth option: 'password' "
+            "requires 'username' to be set");
+
+  repo_.spec.url = "https://tok-in-url-0042@127.0.0.1:1/repo.git";
+  GitCredentials bearer;
+  bearer.bearer_token = "tok-bearer-0042";
+  in.credentials = bearer;
+  o = reconciler_->Reconcile(repo_, in, t0_);
+  EXPECT_EQ(o.reason, kAuthenticationFailedReason);
+  EXPECT_EQ(Cond(kReadyCondition)->message,
+            "failed to configure authentication options: basic auth and bearer token cannot be "
+            "set at the same time");
+  EXPECT_EQ(git_->resolves() + git_->fetches(), 0) << "no connection attempted";
+}
+
 TEST_F(ReconcilerTest, UnsupportedUrlSchemeIsStalled) {
   repo_.spec.url = "ftp://example.com/repo.git";
   absl::Status s = reconciler_->Reconcile(repo_, GitCredentials{}, t0_);

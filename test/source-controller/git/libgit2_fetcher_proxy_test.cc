@@ -168,6 +168,43 @@ TEST_F(FetcherProxyTest, HttpsRemoteGoesThroughTheProxyWithConnect) {
       << git_wrong.status();
 }
 
+// A redirect to another origin behind the proxy is followed without the
+// credentials (issue 17 item 3), whether our stream opens the CONNECT
+// tunnel (https remote) or libgit2 does (http remote redirected to https:
+// the target is then only in libgit2's CONNECT request).
+TEST_F(FetcherProxyTest, RedirectToAnotherOriginBehindTheProxyCarriesNoCredentials) {
+  auto target = testing::GitHttpServer::Start(repo_->serve_root, {true, "", "", ""});
+  ASSERT_TRUE(target.ok()) << target.status();
+  int i = 0;
+  for (bool tls_origin : {true, false}) {
+    SCOPED_TRACE(tls_origin ? "https origin" : "http origin");
+    testing::GitHttpServer::Options redirect;
+    redirect.tls = tls_origin;
+    redirect.redirect_to = absl::StrCat("https://localhost:", (*target)->port(), "/");
+    auto origin = testing::GitHttpServer::Start(repo_->serve_root, redirect);
+    ASSERT_TRUE(origin.ok()) << origin.status();
+    GitFetchOptions o = Options((*origin)->Url("repo.git"));
+    o.credentials.bearer_token = "tok-proxy-redirect-1234";
+    o.credentials.ca_pem = (*origin)->ca_pem() + (*target)->ca_pem();
+    std::string before = proxy_->ReadLog();
+    auto fetched = Fetch(o, absl::StrCat("redirect", i++));
+    if (tls_origin) {
+      ASSERT_TRUE(fetched.ok()) << fetched.status() << "\n" << NewLog(before);
+      EXPECT_EQ(fetched->revision, "main@sha1:" + repo_->c4);
+    }
+    // (An http remote redirected to https through a forward proxy fails
+    // with "unexpected EOF" in libgit2 1.5, credentials or not; what matters
+    // here is that the target never sees the token.)
+    std::string log = NewLog(before);
+    EXPECT_TRUE(
+        absl::StrContains(log, absl::StrCat("CONNECT localhost:", (*target)->port(), " HTTP/1.1")))
+        << log;
+  }
+  const std::string served = (*target)->RequestLog();
+  EXPECT_TRUE(absl::StrContains(served, "git-upload-pack")) << served;
+  EXPECT_FALSE(absl::StrContains(served, "Bearer")) << served;
+}
+
 TEST_F(FetcherProxyTest, SilentProxyHitsTheDeadline) {
   auto silent = testing::SilentTcpListener::Create();
   ASSERT_TRUE(silent.ok()) << silent.status();
