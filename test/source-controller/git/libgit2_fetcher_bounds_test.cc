@@ -52,6 +52,9 @@ TEST_F(FetcherBoundsTest, TreeOverTheLimitIsRefusedBeforeAnythingIsWritten) {
       << rev.status();
   EXPECT_EQ(RevisionOfFailure(rev.status()), "main@sha1:" + *bomb);
   EXPECT_TRUE(IsEmptyDir(Dir("out"))) << "nothing written";
+  // A local remote is measured in the source repository, before libgit2's
+  // local transport packs the objects in memory: nothing was fetched.
+  EXPECT_TRUE(IsEmptyDir(Dir("cache/objects/pack")));
 }
 
 // The limit counts file contents plus 512 bytes per entry (files and
@@ -74,13 +77,21 @@ TEST_F(FetcherBoundsTest, LimitCountsContentsAndOneTarHeaderPerEntry) {
   ASSERT_TRUE(content.ok());
   EXPECT_EQ(*content, std::string(200, 'b'));
 
+  // Measured in the cache this time (the objects are there already).
   o.max_checkout_bytes = exact - 1;
-  auto over = fetcher_->FetchAndCheckout(o, Dir("cache2"), Dir("out2"));
+  auto over = fetcher_->FetchAndCheckout(o, Dir("cache1"), Dir("out2"));
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted) << over.status();
   EXPECT_TRUE(absl::StrContains(over.status().message(), "checkout stopped at 'd/b.txt'"))
       << over.status();
   EXPECT_TRUE(IsEmptyDir(Dir("out2")));
+  EXPECT_EQ(RevisionOfFailure(over.status()), "main@sha1:" + fits->commit);
+
+  // The same tree from a fresh cache: refused in the source repository.
+  auto local = fetcher_->FetchAndCheckout(o, Dir("cache2"), Dir("out3"));
+  ASSERT_FALSE(local.ok());
+  EXPECT_EQ(local.status().code(), absl::StatusCode::kResourceExhausted) << local.status();
+  EXPECT_EQ(RevisionOfFailure(local.status()), "main@sha1:" + fits->commit);
 }
 
 // spec.timeout covers the checkout, not only the network: a pinned commit
