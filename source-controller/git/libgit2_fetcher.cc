@@ -595,7 +595,7 @@ struct TreeWriter {
   std::string location;  // the repository's path in the artifact, for messages
 };
 
-// Writes blob `id` (`size` bytes) to the new file `path`, kWriteChunk bytes
+// Writes blob `id` to the new file `path` (`shown` in messages), kWriteChunk bytes
 // at a time, checking the deadline in between. Loose objects are streamed;
 // packed ones (libgit2 1.5 cannot stream them) are inflated whole, which the
 // budget bounds: no blob larger than the limit gets this far.
