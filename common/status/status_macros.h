@@ -30,8 +30,8 @@
 
 namespace gitops::common {
 
-// Returns `status` with `context: ` prepended to its message, same code.
-// OK stays OK.
+// Returns `status` with `context: ` prepended to its message, same code and
+// payloads. OK stays OK.
 absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
 }  // namespace gitops::common

@@ -14,6 +14,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status/status_macros.h"
 #include "source-controller/artifact/gzip_writer.h"
 
@@ -95,9 +96,14 @@ std::string PaxRecord(absl::string_view key, absl::string_view value) {
   return absl::StrCat(len, " ", key, "=", value, "\n");
 }
 
+// A file is read into the deflate this many bytes at a time, the deadline
+// checked in between.
+constexpr int64_t kReadChunk = int64_t{4} << 20;
+
 class TarPacker {
  public:
-  TarPacker(const IgnoreMatcher& ignore, GzipWriter& gz) : ignore_(ignore), gz_(gz) {}
+  TarPacker(const IgnoreMatcher& ignore, GzipWriter& gz, const PackOptions& options)
+      : ignore_(ignore), gz_(gz), options_(options) {}
 
   absl::Status WalkDir(int dir_fd, const std::string& dir_path, const std::string& rel_prefix);
   absl::Status Finish() {
@@ -114,8 +120,15 @@ class TarPacker {
     return rem == 0 ? absl::OkStatus() : gz_.Write(zeros, kTarBlock - rem);
   }
 
+  absl::Status CheckDeadline(const std::string& rel) const {
+    if (absl::Now() < options_.deadline) return absl::OkStatus();
+    return absl::DeadlineExceededError(absl::StrCat(
+        "timed out after ", absl::FormatDuration(options_.timeout), " at '", rel, "'"));
+  }
+
   const IgnoreMatcher& ignore_;
   GzipWriter& gz_;
+  const PackOptions& options_;
   int64_t files_ = 0;
 };
 
@@ -176,6 +189,7 @@ absl::Status TarPacker::WalkDir(int dir_fd, const std::string& dir_path,
   for (const Entry& e : entries) {
     if (e.name == ".git") continue;
     const std::string rel = rel_prefix + e.name;
+    RETURN_IF_ERROR(CheckDeadline(rel));
     unsigned char type = e.type;
     if (type == DT_UNKNOWN) {
       struct stat st;
@@ -205,7 +219,10 @@ absl::Status TarPacker::WalkDir(int dir_fd, const std::string& dir_path,
       if (!S_ISREG(st.st_mode)) continue;
       const int64_t mode = (st.st_mode & 0111) != 0 ? kExeFileMode : kFileMode;
       RETURN_IF_ERROR(WriteHeader(rel, mode, st.st_size, '0'));
-      RETURN_IF_ERROR(gz_.ReadFrom(fd, st.st_size, path));
+      for (int64_t left = st.st_size; left > 0; left -= kReadChunk) {
+        RETURN_IF_ERROR(CheckDeadline(rel));
+        RETURN_IF_ERROR(gz_.ReadFrom(fd, std::min(left, kReadChunk), path));
+      }
       RETURN_IF_ERROR(Pad(st.st_size));
       ++files_;
     }
@@ -240,7 +257,7 @@ absl::StatusOr<PackResult> PackDirectory(const std::string& root, const IgnoreMa
     threads = static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
   }
   GzipWriter gz(out_fd, threads, options.level);
-  TarPacker tar(ignore, gz);
+  TarPacker tar(ignore, gz, options);
   RETURN_IF_ERROR(common::Annotate(tar.WalkDir(root_fd, root, ""), "pack " + root));
   RETURN_IF_ERROR(tar.Finish());
   ASSIGN_OR_RETURN(GzipWriter::Result written, gz.Finish());

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "source-controller/artifact/ignore.h"
 
 namespace gitops::source {
@@ -23,6 +24,11 @@ struct PackOptions {
   int threads = -1;
   // zlib level; 6 is Go's compress/gzip default, as Flux uses.
   int level = 6;
+  // Packing stops with DeadlineExceeded ("timed out after <timeout>")
+  // once this passes; checked before every entry and every 4 MiB of a
+  // file (the reconcile's spec.timeout).
+  absl::Time deadline = absl::InfiniteFuture();
+  absl::Duration timeout = absl::ZeroDuration();
 };
 
 // Writes a deterministic gzip tar of root's tree to out_path (created or
@@ -39,7 +45,8 @@ struct PackOptions {
 // Same tree -> same bytes, whatever the checkout time, umask, owner or
 // readdir order. The digest is computed while writing (no second pass).
 // On error out_path is removed. Errors: NotFound (root missing),
-// FailedPrecondition (a file changed while being read), Internal (I/O).
+// FailedPrecondition (a file changed while being read), DeadlineExceeded
+// (options.deadline passed), Internal (I/O).
 absl::StatusOr<PackResult> PackDirectory(const std::string& root, const IgnoreMatcher& ignore,
                                          const std::string& out_path);
 absl::StatusOr<PackResult> PackDirectory(const std::string& root, const IgnoreMatcher& ignore,

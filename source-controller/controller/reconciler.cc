@@ -71,19 +71,29 @@ std::string InRepository(absl::string_view message, const fs::path& checkout,
   return absl::StrReplaceAll(out, {{work.string(), "."}});
 }
 
+// The tree's size as --artifact-max-size counts it (the checkout's
+// measure): file contents plus kCheckoutEntryBytes per entry.
 absl::StatusOr<int64_t> TreeBytes(const fs::path& root, int64_t stop_after) {
   int64_t total = 0;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
        !ec && it != end; it.increment(ec)) {
-    if (it->is_symlink(ec)) continue;
-    if (it->is_regular_file(ec)) {
+    total += kCheckoutEntryBytes;
+    if (!it->is_symlink(ec) && it->is_regular_file(ec)) {
       total += static_cast<int64_t>(it->file_size(ec));
-      if (total > stop_after) return total;
     }
+    if (total > stop_after) return total;
   }
   if (ec) return absl::InternalError(absl::StrCat("walk ", root.string(), ": ", ec.message()));
   return total;
+}
+
+// What a remembered size refusal depends on besides the spec (generation)
+// and the revision: the included artifacts.
+std::string IncludesKey(const std::vector<ArtifactStatus>& includes) {
+  std::string key;
+  for (const ArtifactStatus& a : includes) absl::StrAppend(&key, a.digest, ";");
+  return key;
 }
 
 // Flux's AuthOptions.Validate: what each transport needs before any
@@ -237,6 +247,36 @@ class GitRepositoryReconciler::Run {
   ReconcileOutcome GitFailure(const absl::Status& s) {
     return Fail(ReconcileKind::kFailed, kFetchFailedCondition, kGitOperationFailedReason, s.code(),
                 absl::StrCat("failed to checkout and determine revision: ", s.message()));
+  }
+  // Refuses `revision` for size (--artifact-max-size): removes the
+  // source's git cache (whatever the refused revision brought in goes
+  // with it; the next fetch starts afresh) and remembers the refusal, so
+  // retries of the same revision fail fast. StorageOperationFailed with
+  // Flux's archive reason, retried with backoff: a new upstream commit
+  // can fix it, which Stalled would never look at.
+  ReconcileOutcome RefuseForSize(const fs::path& cache, const std::string& revision,
+                                 absl::string_view detail, const std::string& includes_key) {
+    std::error_code ec;
+    fs::remove_all(cache, ec);
+    if (ec) {
+      common::LogError("cannot remove the git cache of a refused revision",
+                       {{"kind", kGitRepositoryKind},
+                        {"namespace", repo_.namespace_name},
+                        {"name", repo_.name},
+                        {"error", ec.message()}});
+    }
+    const std::string message =
+        absl::StrCat("unable to archive artifact to storage: revision '", revision,
+                     "' is over the limit set by --artifact-max-size (",
+                     r_.options_.max_artifact_size, " bytes): ", detail);
+    if (!revision.empty()) {
+      r_.SetRefusal(key_, Refusal{repo_.generation, includes_key, revision, message});
+    }
+    return SizeFailure(message);
+  }
+  ReconcileOutcome SizeFailure(const std::string& message) {
+    return Fail(ReconcileKind::kFailed, kStorageOperationFailedCondition,
+                kArchiveOperationFailedReason, absl::StatusCode::kResourceExhausted, message);
   }
   // Flux's gitContentConfigChanged: anything besides the commit that shapes
   // the artifact differs from what the stored one was built with.
@@ -585,13 +625,33 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   fetch.recurse_submodules = spec.recurse_submodules;
   if (spec.sparse_checkout) fetch.sparse_checkout = *spec.sparse_checkout;
 
+  fetch.max_checkout_bytes = r_.options_.max_artifact_size;
+
+  // A revision refused for size before, with the same spec and includes:
+  // if the remote still has it, fail again without fetching (issue 17: a
+  // git bomb was fetched and written out again on every retry).
+  const std::string includes_key = IncludesKey(includes);
+  std::optional<Refusal> refused = r_.FindRefusal(key_);
+  if (refused && (refused->generation != repo_.generation || refused->includes != includes_key)) {
+    refused.reset();
+  }
+
   // The cheap remote check (Flux's optimized clone): same revision, same
   // content configuration, artifact stored -> nothing to fetch or pack.
-  if (status.artifact) {
+  if (status.artifact || refused) {
     if (!Flush(&out)) return Summarize(out);
     auto remote = r_.deps_.git->ResolveRemote(fetch);
     if (!remote.ok()) return Summarize(GitFailure(remote.status()));
-    if (remote->revision == status.artifact->revision && !ContentConfigChanged(includes)) {
+    if (refused && remote->revision == refused->revision) {
+      common::LogDebug("revision refused for size before: not fetched again",
+                       {{"kind", kGitRepositoryKind},
+                        {"namespace", repo_.namespace_name},
+                        {"name", repo_.name},
+                        {"revision", remote->revision}});
+      return Summarize(SizeFailure(refused->message));
+    }
+    if (status.artifact && remote->revision == status.artifact->revision &&
+        !ContentConfigChanged(includes)) {
       Delete(kFetchFailedCondition);
       Mark(kArtifactInStorageCondition, "True", kSucceededReason,
            absl::StrCat("stored artifact for revision '", remote->revision, "'"));
@@ -644,10 +704,16 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
              absl::StrCat("failed to create git cache directory: ", dir.status().message())));
   }
   if (!Flush(&out)) return Summarize(out);
+  // spec.timeout bounds the fetch, the checkout and the pack together.
+  const absl::Time deadline = absl::Now() + spec.timeout;
   auto fetched = r_.deps_.git->FetchAndCheckout(fetch, cache.string(), checkout.string());
   if (!fetched.ok()) {
     const absl::Status& e = fetched.status();
-    return Summarize(GitFailure(absl::Status(e.code(), InRepository(e.message(), checkout, work))));
+    const std::string message = InRepository(e.message(), checkout, work);
+    if (absl::IsResourceExhausted(e) && r_.options_.max_artifact_size > 0) {
+      return Summarize(RefuseForSize(cache, RevisionOfFailure(e), message, includes_key));
+    }
+    return Summarize(GitFailure(absl::Status(e.code(), message)));
   }
   Delete(kFetchFailedCondition);
   out.commit_subject = CommitSubject(fetched->message);
@@ -689,11 +755,13 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
                              "unable to archive artifact to storage: ", bytes.status());
     }
     if (*bytes > r_.options_.max_artifact_size) {
-      return storage_failure(
-          kArchiveOperationFailedReason, "unable to archive artifact to storage: ",
-          absl::ResourceExhaustedError(absl::StrCat(
-              "the files at revision '", fetched->revision, "' add up to more than ",
-              r_.options_.max_artifact_size, " bytes, the limit set by --artifact-max-size")));
+      // The checkout fitted; the included artifacts made it too big.
+      return Summarize(
+          RefuseForSize(cache, fetched->revision,
+                        absl::StrCat("with the included artifacts the files add up to more than ",
+                                     r_.options_.max_artifact_size, " bytes (file contents plus ",
+                                     kCheckoutEntryBytes, " bytes per entry)"),
+                        includes_key));
     }
   }
   // Ignore files are the repository's: bounded, regular files only, and
@@ -719,7 +787,10 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
     return storage_failure(kDirCreationFailedReason,
                            "failed to create artifact directory: ", temp.status());
   }
-  auto packed = PackDirectory(checkout.string(), *ignore, *temp);
+  PackOptions pack_options;
+  pack_options.deadline = deadline;
+  pack_options.timeout = spec.timeout;
+  auto packed = PackDirectory(checkout.string(), *ignore, *temp, pack_options);
   if (!packed.ok()) {
     fs::remove(*temp, ec);
     return storage_failure(kArchiveOperationFailedReason,
@@ -754,6 +825,7 @@ ReconcileOutcome GitRepositoryReconciler::Run::Execute() {
   Delete(kStorageOperationFailedCondition);
   Delete(kArtifactOutdatedCondition);
   Mark(kArtifactInStorageCondition, "True", kSucceededReason, stored_message);
+  r_.SetRefusal(key_, std::nullopt);
   if (in_.publish) r_.Publish(repo_);
 
   auto removed = r_.deps_.storage->GarbageCollect(
@@ -842,7 +914,26 @@ bool GitRepositoryReconciler::Restore(const GitRepository& repo) {
   return true;
 }
 
+std::optional<GitRepositoryReconciler::Refusal> GitRepositoryReconciler::FindRefusal(
+    const SourceKey& key) const {
+  absl::MutexLock lock(&refused_mu_);
+  auto it = refused_.find(absl::StrCat(key.namespace_name, "/", key.name));
+  if (it == refused_.end()) return std::nullopt;
+  return it->second;
+}
+
+void GitRepositoryReconciler::SetRefusal(const SourceKey& key, std::optional<Refusal> refusal) {
+  const std::string k = absl::StrCat(key.namespace_name, "/", key.name);
+  absl::MutexLock lock(&refused_mu_);
+  if (refusal) {
+    refused_[k] = *std::move(refusal);
+  } else {
+    refused_.erase(k);
+  }
+}
+
 absl::Status GitRepositoryReconciler::Delete(const GitRepository& repo) {
+  SetRefusal(KeyOf(repo), std::nullopt);
   v1::SourceReference ref;
   ref.set_kind(kGitRepositoryKind);
   ref.set_namespace_(repo.namespace_name);

@@ -8,11 +8,13 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/controller/conditions.h"
 #include "source-controller/artifact/storage.h"
@@ -57,7 +59,11 @@ struct ReconcilerOptions {
   std::string advertised_address;
   std::string url_scheme = "grpc";
   // Refuse to store an artifact whose files add up to more than this many
-  // bytes (before compression); 0 means no limit.
+  // bytes (before compression: file contents plus kCheckoutEntryBytes per
+  // file, directory or symlink); 0 means no limit. Enforced while checking
+  // out (nothing past it is written). A refused revision's git cache is
+  // removed, and retries fail fast (one remote check) until the upstream
+  // revision, the spec or the included artifacts change.
   int64_t max_artifact_size = 0;
   int retention_records = 2;
   absl::Duration retention_ttl = absl::Seconds(60);
@@ -169,8 +175,22 @@ class GitRepositoryReconciler {
  private:
   class Run;
 
+  // A revision refused for size (--artifact-max-size), remembered so that
+  // a retry with the same upstream revision fails with the same message
+  // after one remote check, instead of fetching and checking out again.
+  struct Refusal {
+    int64_t generation = 0;
+    std::string includes;  // the included artifacts' digests
+    std::string revision;
+    std::string message;
+  };
+  std::optional<Refusal> FindRefusal(const SourceKey& key) const;
+  void SetRefusal(const SourceKey& key, std::optional<Refusal> refusal);
+
   ReconcilerDeps deps_;
   ReconcilerOptions options_;
+  mutable absl::Mutex refused_mu_;
+  std::map<std::string, Refusal> refused_ ABSL_GUARDED_BY(refused_mu_);
 };
 
 // "GitRepository/<ns>/<name>" key for storage and events.

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/time/time.h"
 
 namespace gitops::source {
@@ -33,13 +35,23 @@ struct GitProxy {
   std::string address, username, password;
 };
 
+// What one checked-out entry costs on top of its contents under
+// GitFetchOptions::max_checkout_bytes: its tar header in the artifact.
+inline constexpr int64_t kCheckoutEntryBytes = 512;
+
 struct GitFetchOptions {
   // http(s)://, ssh://, git://, file:// or an absolute local path.
   std::string url;
   GitReference ref;
   GitCredentials credentials;
-  // Bound on the whole operation (connect, negotiation, transfer).
+  // Bound on the whole operation (connect, negotiation, transfer, and the
+  // checkout of FetchAndCheckout).
   absl::Duration timeout = absl::Seconds(60);
+  // Bound on what FetchAndCheckout writes into checkout_dir, counted as the
+  // uncompressed artifact counts it: the contents of every file plus
+  // kCheckoutEntryBytes for every entry (file, directory, symlink,
+  // submodule), submodules included. 0: no bound. See FetchAndCheckout.
+  int64_t max_checkout_bytes = 0;
   // spec.recurseSubmodules: check out submodules too (with the same
   // credentials), recursively.
   bool recurse_submodules = false;
@@ -69,6 +81,17 @@ struct GitRevision {
   int64_t received_bytes = 0;
 };
 
+// The payload under which a failed FetchAndCheckout carries the revision it
+// had resolved (on ResourceExhausted), so a caller can remember what it
+// refused without resolving again (the remote may have moved meanwhile).
+inline constexpr char kRevisionPayload[] = "type.gitops.dev/source.GitRevision.revision";
+
+// The revision carried by `status` (kRevisionPayload), or "".
+inline std::string RevisionOfFailure(const absl::Status& status) {
+  auto payload = status.GetPayload(kRevisionPayload);
+  return payload ? std::string(*payload) : std::string();
+}
+
 // Fetches Git sources. Implementations are thread-safe for concurrent calls on
 // different cache_dirs (calls on the same cache_dir are serialized).
 //
@@ -83,7 +106,8 @@ struct GitRevision {
 //                      certificate
 //   Unavailable        unreachable host, connection refused, other transport
 //                      errors
-//   DeadlineExceeded   options.timeout passed
+//   DeadlineExceeded   options.timeout passed (also while checking out)
+//   ResourceExhausted  the checkout would exceed options.max_checkout_bytes
 //
 // The checkout options (FetchAndCheckout only):
 //   recurse_submodules  every gitlink of the commit whose path has a url in
@@ -117,6 +141,15 @@ struct GitRevision {
 //       Unauthenticated ("proxy authentication failed: proxy <address>
 //       rejected ..." / "proxy <address> requires authentication ...").
 //       Local file urls ignore the proxy.
+//   max_checkout_bytes  before writing anything, the tree's size is summed
+//       from the object headers (no blob is inflated) and a tree over the
+//       bound is refused; while writing (submodules included) every entry
+//       is charged before it is written, so nothing past the bound ever
+//       reaches the disk. A blob is never inflated unless it fits, so
+//       memory is bounded by the bound too. ResourceExhausted, with a
+//       message that names the bound and --artifact-max-size. Whatever was
+//       written is left in checkout_dir for the caller to remove. The
+//       status carries the resolved revision (RevisionOfFailure).
 class GitFetcher {
  public:
   virtual ~GitFetcher() = default;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -621,20 +623,132 @@ struct Gitlink {
   std::vector<SparseDir> sparse;
 };
 
+// A symlink target longer than this is refused (Linux's PATH_MAX).
+constexpr size_t kMaxSymlinkTarget = 4096;
+// Blobs are written (and the deadline checked) this many bytes at a time.
+constexpr size_t kWriteChunk = 1 << 20;
+
+// What the checkout of one FetchAndCheckout call (the repository and its
+// submodules) may still write, and until when. A git bomb (a small
+// repository whose trees name one huge blob many times) wrote 6.3 GB past
+// --artifact-max-size and spec.timeout before this existed (issue 17).
+class CheckoutBudget {
+ public:
+  CheckoutBudget(int64_t limit, absl::Time deadline, absl::Duration timeout)
+      : limit_(limit), deadline_(deadline), timeout_(timeout) {}
+
+  // Charges `bytes` for the entry at `path`; ResourceExhausted (nothing
+  // charged) when that would pass the limit.
+  absl::Status Charge(int64_t bytes, absl::string_view path) {
+    if (limit_ > 0 && (bytes > limit_ || used_ > limit_ - bytes)) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("checkout stopped at '", path, "': the files add up to more than ", limit_,
+                       " bytes (file contents plus ", kCheckoutEntryBytes, " bytes per entry)"));
+    }
+    used_ += bytes;
+    return absl::OkStatus();
+  }
+  // DeadlineExceeded once the deadline has passed.
+  absl::Status CheckDeadline(absl::string_view path) const {
+    if (absl::Now() < deadline_) return absl::OkStatus();
+    return absl::DeadlineExceededError(absl::StrCat(
+        "timed out after ", absl::FormatDuration(timeout_), " while checking out '", path, "'"));
+  }
+  bool limited() const { return limit_ > 0; }
+
+ private:
+  int64_t limit_;
+  int64_t used_ = 0;
+  absl::Time deadline_;
+  absl::Duration timeout_;
+};
+
 // Writes the tree of a commit into `root` (no .git): regular files (mode
 // 0644, or 0755 when executable), symlinks as symlinks, submodules as empty
 // directories (recorded in `gitlinks`). With `sparse` non-empty, only the
 // entries at or below those dirs (and the directories leading to them) are
 // written. Faster than git_checkout_tree (no index, no workdir diff) and
-// refuses entry names that could escape `root`.
+// refuses entry names that could escape `root`. Every entry is charged to
+// `budget` before it is written; with `write` false nothing is written and
+// blob sizes come from the object headers (nothing is inflated): the
+// measuring pass before the real one.
 struct TreeWriter {
   git_repository* repo;
+  git_odb* odb;
   std::string root;
   const std::vector<SparseDir>* sparse;
   std::vector<bool> matched;  // per sparse dir: an entry with that path exists
   std::vector<Gitlink> gitlinks;
   absl::Status status;
+  CheckoutBudget* budget;
+  bool write;
+  std::string location;  // the repository's path in the artifact, for messages
 };
+
+// Writes blob `id` to the new file `path` (`shown` in messages), kWriteChunk bytes
+// at a time, checking the deadline in between. Loose objects are streamed;
+// packed ones (libgit2 1.5 cannot stream them) are inflated whole, which the
+// budget bounds: no blob larger than the limit gets this far.
+absl::Status WriteBlob(TreeWriter* w, const git_oid* id, const std::string& path,
+                       const std::string& shown, git_filemode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644);
+  if (fd < 0) return absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(errno)));
+  absl::Status status;
+  auto write_all = [&](const char* data, size_t size) {
+    while (size > 0) {
+      ssize_t n = ::write(fd, data, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        return absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(errno)));
+      }
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+    return absl::OkStatus();
+  };
+  git_odb_stream* stream = nullptr;
+  size_t stream_size = 0;
+  git_object_t type = GIT_OBJECT_INVALID;
+  if (git_odb_open_rstream(&stream, &stream_size, &type, w->odb, id) == 0) {
+    std::vector<char> buf(kWriteChunk);
+    while (status.ok()) {
+      status = w->budget->CheckDeadline(shown);
+      if (!status.ok()) break;
+      int n = git_odb_stream_read(stream, buf.data(), buf.size());
+      if (n < 0) {
+        status = LibgitError(absl::StrCat("read blob ", shown));
+      } else if (n == 0) {
+        break;
+      } else {
+        status = write_all(buf.data(), static_cast<size_t>(n));
+      }
+    }
+    git_odb_stream_free(stream);
+  } else {
+    git_error_clear();
+    git_odb_object* obj = nullptr;
+    if (git_odb_read(&obj, w->odb, id) != 0) {
+      status = LibgitError(absl::StrCat("read blob ", shown));
+    } else {
+      const char* data = static_cast<const char*>(git_odb_object_data(obj));
+      size_t size = git_odb_object_size(obj);
+      while (status.ok() && size > 0) {
+        status = w->budget->CheckDeadline(shown);
+        if (!status.ok()) break;
+        size_t n = std::min(size, kWriteChunk);
+        status = write_all(data, n);
+        data += n;
+        size -= n;
+      }
+      git_odb_object_free(obj);
+    }
+  }
+  if (::close(fd) != 0 && status.ok()) {
+    status = absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(errno)));
+  }
+  return status;
+}
 
 bool SafeEntryName(absl::string_view name) {
   if (name.empty() || name == "." || name == ".." || name.find('/') != absl::string_view::npos) {
@@ -653,6 +767,7 @@ int WriteTreeEntry(const char* parent, const git_tree_entry* entry, void* payloa
     return -1;
   }
   const std::string rel = absl::StrCat(parent, name);
+  const std::string shown = absl::StrCat(w->location, rel);
   git_filemode_t mode = git_tree_entry_filemode(entry);
   SparseMatch match = SparseMatch::kInclude;
   if (!w->sparse->empty()) {
@@ -666,6 +781,31 @@ int WriteTreeEntry(const char* parent, const git_tree_entry* entry, void* payloa
       return 0;  // a file where a wanted dir should be: reported as missing
     }
   }
+  // Charged before anything is read or written: the entry's tar header,
+  // and a blob's size from its object header (not inflated).
+  w->status = w->budget->CheckDeadline(shown);
+  if (!w->status.ok()) return -1;
+  int64_t charge = kCheckoutEntryBytes;
+  size_t blob_size = 0;
+  if (mode != GIT_FILEMODE_TREE && mode != GIT_FILEMODE_COMMIT) {
+    git_object_t type = GIT_OBJECT_INVALID;
+    if (git_odb_read_header(&blob_size, &type, w->odb, git_tree_entry_id(entry)) != 0) {
+      w->status = LibgitError(absl::StrCat("read blob ", shown));
+      return -1;
+    }
+    if (mode == GIT_FILEMODE_LINK && blob_size > kMaxSymlinkTarget) {
+      w->status = absl::InvalidArgumentError(absl::StrCat(
+          "refusing symlink '", shown, "': target longer than ", kMaxSymlinkTarget, " bytes"));
+      return -1;
+    }
+    charge += static_cast<int64_t>(blob_size);
+  }
+  w->status = w->budget->Charge(charge, shown);
+  if (!w->status.ok()) return -1;
+  if (!w->write) {
+    return mode == GIT_FILEMODE_COMMIT ? 1 : 0;  // a gitlink's tree is elsewhere
+  }
+
   std::string path = absl::StrCat(w->root, "/", rel);
   if (mode == GIT_FILEMODE_TREE || mode == GIT_FILEMODE_COMMIT) {
     if (::mkdir(path.c_str(), 0755) != 0) {
@@ -685,42 +825,23 @@ int WriteTreeEntry(const char* parent, const git_tree_entry* entry, void* payloa
     w->gitlinks.push_back(std::move(link));
     return 1;  // a gitlink has no subtree in this repository
   }
-  git_blob* blob = nullptr;
-  if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(entry)) != 0) {
-    w->status = LibgitError(absl::StrCat("read blob ", rel));
-    return -1;
-  }
-  const char* data = static_cast<const char*>(git_blob_rawcontent(blob));
-  size_t size = static_cast<size_t>(git_blob_rawsize(blob));
   if (mode == GIT_FILEMODE_LINK) {
-    std::string target(data, size);
-    git_blob_free(blob);
+    git_odb_object* obj = nullptr;
+    if (git_odb_read(&obj, w->odb, git_tree_entry_id(entry)) != 0) {
+      w->status = LibgitError(absl::StrCat("read blob ", shown));
+      return -1;
+    }
+    std::string target(static_cast<const char*>(git_odb_object_data(obj)),
+                       git_odb_object_size(obj));
+    git_odb_object_free(obj);
     if (::symlink(target.c_str(), path.c_str()) != 0) {
       w->status = absl::InternalError(absl::StrCat("symlink ", path, ": ", std::strerror(errno)));
       return -1;
     }
     return 0;
   }
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                  mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644);
-  bool ok = fd >= 0;
-  while (ok && size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) {
-      data += n;
-      size -= static_cast<size_t>(n);
-    }
-  }
-  int saved = errno;
-  if (fd >= 0) ok = ::close(fd) == 0 && ok;
-  git_blob_free(blob);
-  if (!ok) {
-    w->status = absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(saved)));
-    return -1;
-  }
-  return 0;
+  w->status = WriteBlob(w, git_tree_entry_id(entry), path, shown, mode);
+  return w->status.ok() ? 0 : -1;
 }
 
 absl::StatusOr<ObjectPtr> CommitTree(git_repository* repo, const git_oid& commit) {
@@ -742,16 +863,24 @@ absl::StatusOr<std::vector<SubmoduleConfig>> ReadGitmodules(git_repository* repo
   if (entry == nullptr || git_tree_entry_type(entry) != GIT_OBJECT_BLOB) {
     return std::vector<SubmoduleConfig>();
   }
+  // Sized from the object header first: a huge .gitmodules is refused
+  // without being inflated.
+  git_odb* odb = nullptr;
+  if (git_repository_odb(&odb, repo) != 0) return LibgitError("read .gitmodules");
+  size_t size = 0;
+  git_object_t type = GIT_OBJECT_INVALID;
+  int rc = git_odb_read_header(&size, &type, odb, git_tree_entry_id(entry));
+  git_odb_free(odb);
+  if (rc != 0) return LibgitError("read .gitmodules");
+  if (size > kMaxGitmodulesSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(".gitmodules is larger than ", kMaxGitmodulesSize, " bytes"));
+  }
   git_blob* blob = nullptr;
   if (git_blob_lookup(&blob, repo, git_tree_entry_id(entry)) != 0) {
     return LibgitError("read .gitmodules");
   }
-  size_t size = static_cast<size_t>(git_blob_rawsize(blob));
-  if (size > kMaxGitmodulesSize) {
-    git_blob_free(blob);
-    return absl::InvalidArgumentError(
-        absl::StrCat(".gitmodules is larger than ", kMaxGitmodulesSize, " bytes"));
-  }
+  size = static_cast<size_t>(git_blob_rawsize(blob));
   std::string text(static_cast<const char*>(git_blob_rawcontent(blob)), size);
   git_blob_free(blob);
   return ParseGitmodules(text);
@@ -797,6 +926,50 @@ struct FetchedCommit {
   int64_t received_bytes = 0;
 };
 
+// For a local (file) remote libgit2's transport packs every wanted object
+// in memory before the cache gets it (a 300 MB file cost 644 MB of RSS, past
+// any deadline): measure the wanted tree in the source repository first,
+// from the object headers, and refuse it there if it cannot fit. Anything
+// this cannot open or resolve is left for the fetch to report.
+absl::Status MeasureLocalSource(const GitUrl& url, const std::string& oid_hex,
+                                const GitFetchOptions& options, absl::Time deadline) {
+  git_oid oid;
+  if (options.max_checkout_bytes <= 0 || !ParseOid(oid_hex, &oid)) return absl::OkStatus();
+  absl::StatusOr<std::vector<SparseDir>> sparse = NormalizeSparseCheckout(options.sparse_checkout);
+  if (!sparse.ok()) return absl::OkStatus();
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, url.path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) !=
+      0) {
+    git_error_clear();
+    return absl::OkStatus();
+  }
+  RepoPtr source(raw);
+  git_object* obj = nullptr;
+  if (git_object_lookup(&obj, source.get(), &oid, GIT_OBJECT_ANY) != 0) {
+    git_error_clear();
+    return absl::OkStatus();
+  }
+  ObjectPtr object(obj);
+  git_object* tree = nullptr;
+  if (git_object_peel(&tree, object.get(), GIT_OBJECT_TREE) != 0) {
+    git_error_clear();
+    return absl::OkStatus();
+  }
+  ObjectPtr tree_obj(tree);
+  git_odb* odb = nullptr;
+  if (git_repository_odb(&odb, source.get()) != 0) return LibgitError("open object database");
+  absl::Cleanup free_odb = [odb] { git_odb_free(odb); };
+  CheckoutBudget budget(options.max_checkout_bytes, deadline, options.timeout);
+  TreeWriter measuring{source.get(), odb, "",      &*sparse, std::vector<bool>(sparse->size()),
+                       {},           {},  &budget, false,    ""};
+  if (git_tree_walk(reinterpret_cast<git_tree*>(tree), GIT_TREEWALK_PRE, WriteTreeEntry,
+                    &measuring) != 0) {
+    if (!measuring.status.ok()) return measuring.status;
+    return LibgitError("measure tree");
+  }
+  return absl::OkStatus();
+}
+
 // Fetches options.ref from options.url into `repo` (the cache) unless it is
 // there already, and resolves the commit to check out.
 absl::StatusOr<FetchedCommit> FetchInto(git_repository* repo, const GitFetchOptions& options,
@@ -839,6 +1012,13 @@ absl::StatusOr<FetchedCommit> FetchInto(git_repository* repo, const GitFetchOpti
     }
     bool missing = false;
     for (const auto& [name, oid] : updates) missing = missing || !ObjectExists(repo, oid);
+    if (missing && url.scheme == "file") {
+      absl::Status fits = MeasureLocalSource(url, target.commit, options, deadline);
+      if (absl::IsResourceExhausted(fits)) {
+        fits.SetPayload(kRevisionPayload, absl::Cord(target.revision));
+      }
+      RETURN_IF_ERROR(fits);
+    }
     if (missing) {
       std::vector<std::string> specs;
       for (const auto& [name, oid] : updates) specs.push_back(absl::StrCat("+", name, ":", name));
@@ -906,7 +1086,10 @@ absl::StatusOr<FetchedCommit> FetchInto(git_repository* repo, const GitFetchOpti
 class Checkout {
  public:
   Checkout(const GitFetchOptions& options, std::string cache_root, absl::Time deadline)
-      : options_(options), cache_root_(std::move(cache_root)), deadline_(deadline) {}
+      : options_(options),
+        cache_root_(std::move(cache_root)),
+        deadline_(deadline),
+        budget_(options.max_checkout_bytes, deadline, options.timeout) {}
 
   int64_t received_objects() const { return received_objects_; }
   int64_t received_bytes() const { return received_bytes_; }
@@ -919,11 +1102,29 @@ class Checkout {
                      const std::string& location, int depth) {
     ASSIGN_OR_RETURN(ObjectPtr tree_obj, CommitTree(repo, commit));
     auto* tree = reinterpret_cast<git_tree*>(tree_obj.get());
-    TreeWriter writer{repo, dir, &sparse, std::vector<bool>(sparse.size(), false), {}, {}};
-    if (git_tree_walk(tree, GIT_TREEWALK_PRE, WriteTreeEntry, &writer) != 0) {
-      if (!writer.status.ok()) return writer.status;
-      return LibgitError(absl::StrCat("checkout into ", dir));
+    git_odb* odb = nullptr;
+    if (git_repository_odb(&odb, repo) != 0) return LibgitError("open object database");
+    absl::Cleanup free_odb = [odb] { git_odb_free(odb); };
+    auto walk = [&](TreeWriter& writer) -> absl::Status {
+      if (git_tree_walk(tree, GIT_TREEWALK_PRE, WriteTreeEntry, &writer) != 0) {
+        if (!writer.status.ok()) return writer.status;
+        return LibgitError(absl::StrCat("checkout into ", dir));
+      }
+      return absl::OkStatus();
+    };
+    auto new_writer = [&](CheckoutBudget* budget, bool write) {
+      return TreeWriter{repo, odb, dir,    &sparse, std::vector<bool>(sparse.size(), false),
+                        {},   {},  budget, write,   location};
+    };
+    if (budget_.limited()) {
+      // Sized from the object headers before anything is written: a tree
+      // over the limit is refused with nothing on disk and no blob inflated.
+      CheckoutBudget measure = budget_;
+      TreeWriter measuring = new_writer(&measure, false);
+      RETURN_IF_ERROR(walk(measuring));
     }
+    TreeWriter writer = new_writer(&budget_, true);
+    RETURN_IF_ERROR(walk(writer));
     RETURN_IF_ERROR(CheckSparseMatched(writer, options_.recurse_submodules, location));
     if (!options_.recurse_submodules || writer.gitlinks.empty()) return absl::OkStatus();
 
@@ -1014,6 +1215,7 @@ class Checkout {
   const GitFetchOptions& options_;
   const std::string cache_root_;
   const absl::Time deadline_;
+  CheckoutBudget budget_;
   int64_t received_objects_ = 0;
   int64_t received_bytes_ = 0;
 };
@@ -1098,8 +1300,14 @@ class Libgit2Fetcher : public GitFetcher {
     ASSIGN_OR_RETURN(RepoPtr repo, OpenOrInitBare(cache_dir));
     ASSIGN_OR_RETURN(FetchedCommit fetched, FetchInto(repo.get(), options, url, plan, deadline));
     Checkout checkout(options, cache_dir, deadline);
-    RETURN_IF_ERROR(
-        checkout.Write(repo.get(), fetched.commit, options.url, checkout_dir, sparse, "", 0));
+    absl::Status written =
+        checkout.Write(repo.get(), fetched.commit, options.url, checkout_dir, sparse, "", 0);
+    if (absl::IsResourceExhausted(written)) {
+      // The caller may remember what it refused without asking the remote
+      // again (it may have moved on meanwhile).
+      written.SetPayload(kRevisionPayload, absl::Cord(fetched.target.revision));
+    }
+    RETURN_IF_ERROR(written);
     GitRevision rev = ToRevision(fetched.target);
     git_commit* commit = nullptr;
     if (git_commit_lookup(&commit, repo.get(), &fetched.commit) == 0) {

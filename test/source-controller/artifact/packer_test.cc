@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/archive/extract.h"
 #include "common/crypto/sha256.h"
 #include "gtest/gtest.h"
@@ -282,6 +284,22 @@ TEST_F(PackDirectoryTest, UnwritableOutputFails) {
   ASSERT_TRUE(WriteFile(src + "/a.yaml", "a").ok());
   auto packed = PackDirectory(src, IgnoreMatcher(), tmp_ + "/no/such/dir/out.tar.gz");
   EXPECT_FALSE(packed.ok());
+}
+
+// spec.timeout covers packing too (issue 17): past the deadline the pack
+// stops with DeadlineExceeded and leaves no output file.
+TEST_F(PackDirectoryTest, PackingStopsAtTheDeadline) {
+  WriteTree(tmp_ + "/src", SampleTree(), /*reverse=*/false, 0644, 0755);
+  PackOptions options;
+  options.deadline = absl::Now() - absl::Seconds(1);
+  options.timeout = absl::Seconds(10);
+  auto packed = PackDirectory(tmp_ + "/src", IgnoreMatcher(), tmp_ + "/out.tar.gz", options);
+  ASSERT_FALSE(packed.ok());
+  EXPECT_EQ(packed.status().code(), absl::StatusCode::kDeadlineExceeded) << packed.status();
+  EXPECT_TRUE(absl::StrContains(packed.status().message(), "timed out after 10s"))
+      << packed.status();
+  struct stat st;
+  EXPECT_NE(::stat((tmp_ + "/out.tar.gz").c_str(), &st), 0) << "partial artifact left";
 }
 
 }  // namespace

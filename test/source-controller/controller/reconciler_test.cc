@@ -734,6 +734,49 @@ TEST_F(ReconcilerTest, ArtifactOverTheSizeLimitIsRefused) {
   EXPECT_FALSE(HubCurrent().has_value());
 }
 
+// Issue 17: a refused revision's git cache is removed, and retries of the
+// same upstream revision fail with the same message after one remote check
+// (no fetch, no checkout) until upstream or the spec moves.
+TEST_F(ReconcilerTest, RevisionRefusedForSizeIsNotFetchedAgain) {
+  ReconcilerOptions options;
+  options.cache_root = tmp_ + "/cache";
+  options.work_root = tmp_ + "/tmp";
+  options.advertised_address = kAdvertised;
+  options.max_artifact_size = 4000;
+  GitRepositoryReconciler limited(ReconcilerDeps{git_.get(), storage_.get(), &hub_}, options);
+  const std::string big = PushCommit("big.bin", std::string(8000, 'x'));
+  const std::string cache = tmp_ + "/cache/gitrepository/" + kNamespace + "/" + kName;
+
+  ReconcileOutcome first = limited.Reconcile(repo_, ReconcileInputs{}, t0_);
+  EXPECT_EQ(first.kind, ReconcileKind::kFailed);
+  EXPECT_EQ(first.error.code(), absl::StatusCode::kResourceExhausted) << first.error;
+  const std::string message(first.error.message());
+  EXPECT_TRUE(absl::StrContains(message, "revision 'main@sha1:" + big + "'")) << message;
+  EXPECT_TRUE(absl::StrContains(message, "checkout stopped at 'big.bin'")) << message;
+  EXPECT_FALSE(std::filesystem::exists(cache)) << "the refused revision's cache is left";
+  EXPECT_EQ(git_->fetches(), 1);
+
+  ReconcileOutcome again = limited.Reconcile(repo_, ReconcileInputs{}, t0_ + absl::Seconds(1));
+  EXPECT_EQ(again.kind, ReconcileKind::kFailed);
+  EXPECT_EQ(again.error.message(), message);
+  EXPECT_EQ(Cond(kStorageOperationFailedCondition)->message, message);
+  EXPECT_EQ(git_->fetches(), 1) << "the same revision was fetched again";
+  EXPECT_EQ(git_->resolves(), 1);
+
+  // A spec change tries again (and fails again: same content).
+  repo_.generation = 2;
+  limited.Reconcile(repo_, ReconcileInputs{}, t0_ + absl::Seconds(2));
+  EXPECT_EQ(git_->fetches(), 2);
+
+  // Upstream moves to a commit that fits: stored.
+  ASSERT_TRUE(testing::Git(work_->dir(), {"rm", "-q", "big.bin"}).ok());
+  const std::string fits = PushCommit("small.txt", "small\n");
+  ReconcileOutcome fixed = limited.Reconcile(repo_, ReconcileInputs{}, t0_ + absl::Seconds(3));
+  ASSERT_TRUE(fixed.ok()) << fixed.error;
+  EXPECT_EQ(repo_.status.artifact->revision, "main@sha1:" + fits);
+  EXPECT_EQ(git_->fetches(), 3);
+}
+
 TEST_F(ReconcilerTest, SparseCheckoutOfAMissingDirectoryFails) {
   repo_.spec.sparse_checkout = std::vector<std::string>{"./deploy", "nope"};
   ReconcileOutcome o = reconciler_->Reconcile(repo_, ReconcileInputs{}, t0_);
