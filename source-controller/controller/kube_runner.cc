@@ -11,6 +11,7 @@
 #include "common/controller/object_patch.h"
 #include "common/controller/reconcile_metrics.h"
 #include "common/log/log.h"
+#include "common/runtime/memory_trim.h"
 #include "common/yaml/yaml.h"
 
 namespace gitops::source {
@@ -352,6 +353,8 @@ common::ReconcileResult KubeGitRepositoryRunner::ReconcileKey(const std::string&
          {kFetchFailedCondition, kIncludeUnavailableCondition, kStorageOperationFailedCondition}) {
       if (FindCondition(old_status.conditions, failure) != nullptr) recovered = true;
     }
+    // A new artifact: the fetch, checkout and pack just freed their buffers.
+    if (new_digest) common::TrimFreedMemory();
     if (new_digest || recovered) {
       Emit(obj, common::kEventTypeNormal, new_digest ? kNewArtifactReason : kSucceededReason,
            message, {{kRevisionAnnotation, a.revision}, {kDigestAnnotation, a.digest}});

@@ -1,7 +1,6 @@
 #include "source-controller/git/pack_compaction.h"
 
 #include <git2.h>
-#include <malloc.h>
 
 #include <filesystem>
 #include <memory>
@@ -11,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/runtime/memory_trim.h"
 
 namespace gitops::source {
 namespace {
@@ -136,7 +136,7 @@ absl::StatusOr<int> CompactPacks(git_repository* repo, const std::string& git_di
   // allocations of this fetch: give the freed pages back to the system
   // rather than keep the high-water mark resident.
   pb.reset();
-  malloc_trim(0);
+  common::TrimFreedMemory();
   return CountPacks(git_dir);
 }
 

@@ -5,7 +5,6 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +20,7 @@
 #include "common/crypto/sha256.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
+#include "common/runtime/memory_trim.h"
 #include "common/runtime/shutdown.h"
 #include "gitops/artifact/v1/artifact.grpc.pb.h"
 
@@ -143,7 +143,6 @@ class StreamRegistry {
 
   void Watchdog() {
     const absl::Duration tick = std::min(absl::Seconds(1), write_timeout_ / 4);
-    absl::Time last_trim = absl::Now();
     absl::MutexLock lock(&mu_);
     while (!mu_.AwaitWithTimeout(absl::Condition(&stop_), tick)) {
       const absl::Time now = absl::Now();
@@ -164,12 +163,11 @@ class StreamRegistry {
       // Streams that ended leave their buffers in glibc's per-thread arenas,
       // which keeps them mapped (measured: the memory of 800 stalled streams
       // stayed after they left): give it back now and then.
-      if (ended_since_trim_ > 0 && now - last_trim >= absl::Seconds(5)) {
-        ended_since_trim_ = 0;
-        last_trim = now;
+      if (ended_since_trim_ > 0) {
         mu_.Unlock();
-        malloc_trim(0);
+        const bool trimmed = common::TrimFreedMemory();
         mu_.Lock();
+        if (trimmed) ended_since_trim_ = 0;
       }
     }
   }
