@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "common/archive/extract.h"
 #include "common/http/endpoints.h"
+#include "common/http/limit_flags.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
 #include "common/runtime/duration.h"
@@ -50,16 +51,6 @@ ABSL_FLAG(std::string, digest, "", "fetch: a specific digest (default: the curre
 ABSL_FLAG(std::string, grpc_addr, ":9091", "Address the gRPC health service listens on.");
 ABSL_FLAG(std::string, metrics_addr, ":8080", "Address /metrics is served on.");
 ABSL_FLAG(std::string, health_addr, ":9440", "Address /healthz and /readyz are served on.");
-ABSL_FLAG(std::string, http_read_header_timeout, "10s",
-          "Time a client of the metrics and health ports has from connecting (or, on a "
-          "kept-alive connection, from its next request's first byte) to send the whole request "
-          "line and headers; a slower connection is closed.");
-ABSL_FLAG(std::string, http_write_timeout, "60s",
-          "An HTTP response whose client takes no bytes for this long is cut and its connection "
-          "closed.");
-ABSL_FLAG(int, endpoints_max_connections, 16,
-          "Connections the metrics and the health ports each keep open at once. At the bound, a "
-          "new connection (a probe) replaces one that has not sent a whole request.");
 ABSL_FLAG(std::string, log_level, "info", "Log verbosity: debug, info or error.");
 ABSL_FLAG(std::string, log_encoding, "json", "Log format: json or console.");
 
@@ -234,21 +225,13 @@ int Run() {
     return synced.load() ? absl::OkStatus()
                          : absl::UnavailableError("artifact stream not synced yet");
   };
-  common::HttpServerLimits limits = common::HttpEndpoints::DefaultLimits();
-  limits.max_connections = absl::GetFlag(FLAGS_endpoints_max_connections);
-  auto header_timeout = common::ParseGoDuration(absl::GetFlag(FLAGS_http_read_header_timeout));
-  auto write_timeout = common::ParseGoDuration(absl::GetFlag(FLAGS_http_write_timeout));
-  if (!header_timeout.ok() || !write_timeout.ok()) {
-    common::LogError(
-        "invalid --http-read-header-timeout or --http-write-timeout",
-        {{"error",
-          (!header_timeout.ok() ? header_timeout.status() : write_timeout.status()).message()}});
+  auto limits = common::EndpointLimitsFromFlags();
+  if (!limits.ok()) {
+    common::LogError("invalid flag", {{"error", limits.status().message()}});
     return 2;
   }
-  limits.read_header_timeout = *header_timeout;
-  limits.write_timeout = *write_timeout;
   auto metrics_http = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_metrics_addr), ready_check,
-                                                   &common::Metrics::Global(), limits);
+                                                   &common::Metrics::Global(), *limits);
   if (!metrics_http.ok()) {
     common::LogError("cannot serve metrics", {{"error", metrics_http.status().message()}});
     return 1;
@@ -256,7 +239,7 @@ int Run() {
   std::unique_ptr<common::HttpEndpoints> health_http;
   if (absl::GetFlag(FLAGS_health_addr) != absl::GetFlag(FLAGS_metrics_addr)) {
     auto h = common::HttpEndpoints::Start(absl::GetFlag(FLAGS_health_addr), ready_check,
-                                          &common::Metrics::Global(), limits);
+                                          &common::Metrics::Global(), *limits);
     if (!h.ok()) {
       common::LogError("cannot serve health probes", {{"error", h.status().message()}});
       return 1;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/fs/confined.h"
 #include "common/http/endpoints.h"
+#include "common/http/limit_flags.h"
 #include "common/kube/config.h"
 #include "common/kube/events.h"
 #include "common/kube/http_kube_client.h"
@@ -26,6 +27,7 @@
 #include "common/runtime/duration.h"
 #include "common/runtime/flags.h"
 #include "common/runtime/shutdown.h"
+#include "common/status/status_macros.h"
 #include "source-controller/artifact/storage.h"
 #include "source-controller/controller/kube_runner.h"
 #include "source-controller/controller/reconciler.h"
@@ -82,13 +84,6 @@ ABSL_FLAG(std::string, grpc_tls_cert, "", "PEM certificate for TLS on the gRPC p
 ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key for TLS on the gRPC port.");
 ABSL_FLAG(std::string, grpc_tls_client_ca, "",
           "PEM CA; when set, gRPC clients must present a certificate it signed (mTLS).");
-ABSL_FLAG(std::string, http_read_header_timeout, "10s",
-          "Time a client of the HTTP ports (artifacts, metrics, health) has from connecting (or, "
-          "on a kept-alive connection, from its next request's first byte) to send the whole "
-          "request line and headers; a slower connection is closed.");
-ABSL_FLAG(std::string, http_write_timeout, "60s",
-          "An HTTP response (e.g. an artifact download) whose client takes no bytes for this long "
-          "is cut and its connection closed.");
 ABSL_FLAG(int, storage_max_connections, 64,
           "Connections the HTTP artifact server (--storage-addr) keeps open at once, one thread "
           "each. At the bound, a new connection replaces one that has not sent a whole request "
@@ -96,9 +91,6 @@ ABSL_FLAG(int, storage_max_connections, 64,
 ABSL_FLAG(int, storage_max_connections_per_client, 16,
           "Connections the HTTP artifact server keeps open at once from one client IP address; "
           "more are answered 503 and closed. 0 = no limit.");
-ABSL_FLAG(int, endpoints_max_connections, 16,
-          "Connections the metrics and the health ports each keep open at once. At the bound, a "
-          "new connection (a probe) replaces one that has not sent a whole request.");
 ABSL_FLAG(int, grpc_max_streams, 64,
           "WatchArtifacts and FetchArtifact streams served at once; more are refused with "
           "RESOURCE_EXHAUSTED. Each costs a thread and, while its client does not read, up to "
@@ -141,36 +133,18 @@ struct HttpLimits {
   common::HttpServerLimits storage, endpoints;
 };
 absl::StatusOr<HttpLimits> HttpLimitsFromFlags() {
-  auto header = common::ParseGoDuration(absl::GetFlag(FLAGS_http_read_header_timeout));
-  if (!header.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--http-read-header-timeout: ", header.status().message()));
-  }
-  auto write = common::ParseGoDuration(absl::GetFlag(FLAGS_http_write_timeout));
-  if (!write.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--http-write-timeout: ", write.status().message()));
-  }
   HttpLimits l;
+  ASSIGN_OR_RETURN(l.endpoints, common::EndpointLimitsFromFlags());
   l.storage = FileServerOptions::DefaultFileServerLimits();
-  l.endpoints = common::HttpEndpoints::DefaultLimits();
-  for (common::HttpServerLimits* limits : {&l.storage, &l.endpoints}) {
-    limits->read_header_timeout = *header;
-    limits->write_timeout = *write;
-  }
+  RETURN_IF_ERROR(common::ApplyHttpTimeoutFlags(&l.storage));
   l.storage.max_connections = absl::GetFlag(FLAGS_storage_max_connections);
   l.storage.max_connections_per_client = absl::GetFlag(FLAGS_storage_max_connections_per_client);
-  l.endpoints.max_connections = absl::GetFlag(FLAGS_endpoints_max_connections);
   absl::Status s = common::ValidateHttpServerLimits(l.storage);
   if (!s.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--http-read-header-timeout, --http-write-timeout, --storage-max-connections, "
                      "--storage-max-connections-per-client: ",
                      s.message()));
-  }
-  s = common::ValidateHttpServerLimits(l.endpoints);
-  if (!s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--endpoints-max-connections: ", s.message()));
   }
   return l;
 }

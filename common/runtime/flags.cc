@@ -19,7 +19,12 @@ void PrintHelp(absl::string_view usage) {
   printf("%s\nFlags:\n", std::string(usage).c_str());
   std::vector<const absl::CommandLineFlag*> flags;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (absl::EndsWith(flag->Filename(), "main.cc")) flags.push_back(flag);
+    // The program's own flags: its main.cc and the shared ones in common/
+    // (Abseil's and gtest's are not the program's).
+    const std::string file = flag->Filename();
+    if (absl::EndsWith(file, "main.cc") || absl::StrContains(file, "common/")) {
+      flags.push_back(flag);
+    }
   }
   std::sort(flags.begin(), flags.end(), [](auto* a, auto* b) { return a->Name() < b->Name(); });
   for (const auto* flag : flags) {

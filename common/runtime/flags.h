@@ -11,7 +11,8 @@
 namespace gitops::common {
 
 // Parses argv: flag names may use dashes or underscores. --help / -h prints
-// `usage` and the program's flags (those defined in its main.cc) with dashed
+// `usage` and the program's flags (those defined in its main.cc or in
+// common/, such as common/http/limit_flags.cc) with dashed
 // names, defaults and help, then exits 0. Unknown flags print an error and
 // exit 2. Returns the positional arguments (argv[0] first).
 std::vector<std::string> ParseFlags(int argc, char** argv, absl::string_view usage);

@@ -30,6 +30,7 @@
 #include "gitops/artifact/v1/artifact.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "test/support/git_servers.h"
 #include "test/support/process.h"
 
 namespace gitops {
@@ -37,6 +38,8 @@ namespace {
 
 namespace v1 = ::gitops::artifact::v1;
 using testing::BinaryPath;
+using testing::GitWorkRepo;
+using testing::InitBareRepo;
 using testing::MakeTempDir;
 using testing::ReadFile;
 using testing::RemoveTree;
@@ -226,21 +229,18 @@ class SlowClientsTest : public ::testing::Test {
 
   // A repository whose artifact holds `blob_bytes` that gzip cannot shrink.
   void MakeRepository(size_t blob_bytes) {
-    const std::string remote = dir_ + "/remote.git", work = dir_ + "/work";
-    ASSERT_TRUE(RunCommand({"git", "init", "-q", "--bare", "-b", "main", remote}).ok());
-    ASSERT_TRUE(RunCommand({"git", "init", "-q", "-b", "main", work}).ok());
+    const std::string remote = dir_ + "/remote.git";
+    ASSERT_TRUE(InitBareRepo(remote).ok());
+    auto work = GitWorkRepo::Create(dir_ + "/work");
+    ASSERT_TRUE(work.ok()) << work.status();
     std::string blob(blob_bytes, '\0');
     std::mt19937_64 rng(17);
     for (size_t i = 0; i + 8 <= blob.size(); i += 8) {
       const uint64_t v = rng();
       memcpy(&blob[i], &v, 8);
     }
-    ASSERT_TRUE(WriteFile(work + "/blob.bin", blob).ok());
-    ASSERT_TRUE(RunCommand({"git", "-C", work, "add", "-A"}).ok());
-    ASSERT_TRUE(RunCommand({"git", "-C", work, "-c", "user.email=t@example.com", "-c",
-                            "user.name=t", "commit", "-q", "-m", "first"})
-                    .ok());
-    ASSERT_TRUE(RunCommand({"git", "-C", work, "push", "-q", remote, "main"}).ok());
+    ASSERT_TRUE(work->Commit("first", {{"blob.bin", blob}}).ok());
+    ASSERT_TRUE(work->PushAll(remote).ok());
     ASSERT_TRUE(WriteFile(dir_ + "/sources.yaml",
                           absl::StrCat("apiVersion: source.toolkit.fluxcd.io/v1\n"
                                        "kind: GitRepository\n"
