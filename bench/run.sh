@@ -15,6 +15,7 @@ if [ "$QUICK" = "--quick" ]; then
   run bench_pack --files 2000 --mb 20
   run bench_stream --mb 50 --runs 1
   run bench_git_check --quick
+  run bench_git_memory --quick
   run bench_kustomize --quick
   run bench_source_latency --quick
   run bench_source_scale --quick
@@ -22,7 +23,9 @@ else
   run bench_pack
   run bench_stream --mb 500 --runs 3
   run bench_git_check
+  run bench_git_memory
   run bench_kustomize
   run bench_source_latency
+  run bench_source_latency --runs 500
   run bench_source_scale
 fi

@@ -8,9 +8,11 @@
 // directory, remove the checkout. It samples, in this process, the resident
 // set (VmRSS) and the bytes malloc has handed out and not had back
 // (mallinfo2 uordblks + hblkhd: live heap, whatever the allocator keeps)
-// after fetch --from and after the last one. Live heap that grows is a leak
-// or an unbounded cache; RSS that grows while the live heap does not is the
-// allocator keeping freed memory.
+// after fetch --from and after the last one. RSS also counts file pages
+// (shared libraries' code as more of it runs, mapped pack files); the
+// anonymous part is what a leak or the allocator's retention would grow. Live heap that grows is a
+// leak or an unbounded cache; RSS that grows while the live heap does not is the allocator keeping
+// freed memory.
 //
 // The peer is the git CLI doing the same work per commit from its own
 // clone (`git fetch` + `git archive | tar -x` into a fresh directory): a new
@@ -18,7 +20,7 @@
 // the row's peer figure, next to ours.
 //
 //   bench_git_memory [--fetches 500] [--from 50] [--transports file,git,http,https,ssh]
-//                    [--quick]
+//                    [--flat-history] [--quick]
 //
 // Prints markdown rows: | benchmark | ours | peer | ours/peer | target |
 #include <fcntl.h>
@@ -64,6 +66,10 @@ struct Flags {
   int fetches = 500;
   int from = 50;
   std::vector<std::string> transports = {"file", "git", "http", "https", "ssh"};
+  // Each new commit replaces the previous one (force push): the history
+  // stays two commits long, so what grows with the number of fetches is
+  // told apart from what grows with the repository.
+  bool flat_history = false;
 };
 
 [[noreturn]] void Die(const std::string& what) {
@@ -85,13 +91,15 @@ Flags ParseFlags(int argc, char** argv) {
       f.from = std::atoi(next().c_str());
     } else if (a == "--transports") {
       f.transports = absl::StrSplit(next(), ',', absl::SkipEmpty());
+    } else if (a == "--flat-history") {
+      f.flat_history = true;
     } else if (a == "--quick") {
       f.fetches = 120;
       f.from = 20;
     } else if (a == "--help" || a == "-h") {
       std::printf(
           "usage: bench_git_memory [--fetches N] [--from K] [--transports file,git,http,https,ssh] "
-          "[--quick]\n");
+          "[--flat-history] [--quick]\n");
       std::exit(0);
     } else {
       Die("unknown flag " + a + " (try --help)");
@@ -101,12 +109,13 @@ Flags ParseFlags(int argc, char** argv) {
   return f;
 }
 
-// VmRSS of this process in KB.
-double RssKb() {
+// A /proc/self/status field in KB: VmRSS (all resident pages) or RssAnon
+// (heap, stacks: what a leak or the allocator would grow).
+double StatusKb(absl::string_view field) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (absl::StartsWith(line, "VmRSS:")) {
+    if (absl::StartsWith(line, field)) {
       double kb = 0;
       std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
       if (parts.size() >= 2 && absl::SimpleAtod(parts[1], &kb)) return kb;
@@ -240,10 +249,15 @@ void Measure(const std::string& transport, const Flags& flags, GitFetcher& fetch
   const std::string peer_clone = root + "/peer";
   RunPeer(absl::StrCat(served.peer_env, "git clone -q '", served.peer_url, "' '", peer_clone, "'"));
 
-  double rss_from = 0, heap_from = 0;
+  double rss_from = 0, anon_from = 0, heap_from = 0;
   std::vector<double> ours_ms, peer_ms;
   for (int i = 1; i <= flags.fetches; ++i) {
     const int f = i % kFiles;
+    if (flags.flat_history && i > 1) {
+      if (auto r = t::Git(work->dir(), {"reset", "-q", "--soft", "HEAD~1"}); !r.ok()) {
+        Die(r.status().ToString());
+      }
+    }
     auto sha = work->Commit(absl::StrCat("change ", i),
                             {{absl::StrFormat("apps/cm-%02d.yaml", f), FileContent(f, i)}});
     if (!sha.ok()) Die(sha.status().ToString());
@@ -269,21 +283,25 @@ void Measure(const std::string& transport, const Flags& flags, GitFetcher& fetch
       t::RemoveTree(co);
     }
     if (i == flags.from) {
-      rss_from = RssKb();
+      rss_from = StatusKb("VmRSS:");
+      anon_from = StatusKb("RssAnon:");
       heap_from = HeapKb();
     }
   }
-  const double rss_to = RssKb(), heap_to = HeapKb();
+  const double rss_to = StatusKb("VmRSS:"), anon_to = StatusKb("RssAnon:"), heap_to = HeapKb();
   const int span = flags.fetches - flags.from;
   const double ours = Median(ours_ms), peer = Median(peer_ms);
   std::printf(
-      "| git memory, %s: growth from fetch %d to %d (one new commit each, same cache) | RSS %+.2f "
-      "KB/fetch (%.1f -> %.1f MB), live heap %+.2f KB/fetch (%.1f -> %.1f MB); %.1f ms/fetch | git "
+      "| git memory, %s: growth from fetch %d to %d (one new commit each%s, same cache) | RSS "
+      "%+.2f "
+      "KB/fetch (%.1f -> %.1f MB; anonymous %+.2f KB/fetch), live heap %+.2f KB/fetch (%.1f -> "
+      "%.1f MB); %.1f ms/fetch | git "
       "fetch + git archive piped to tar -x, a new process per fetch: %.1f ms/fetch | %.2f | ~0 "
       "KB/fetch (flat within noise) |\n",
-      transport.c_str(), flags.from, flags.fetches, (rss_to - rss_from) / span, rss_from / 1024,
-      rss_to / 1024, (heap_to - heap_from) / span, heap_from / 1024, heap_to / 1024, ours, peer,
-      ours / peer);
+      transport.c_str(), flags.from, flags.fetches,
+      flags.flat_history ? ", replacing the last: history stays 2 commits" : "",
+      (rss_to - rss_from) / span, rss_from / 1024, rss_to / 1024, (anon_to - anon_from) / span,
+      (heap_to - heap_from) / span, heap_from / 1024, heap_to / 1024, ours, peer, ours / peer);
   std::fflush(stdout);
   t::RemoveTree(root);
 }
