@@ -35,12 +35,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/support/peer.h"
 #include "source-controller/git/libgit2_fetcher.h"
 #include "test/support/git_servers.h"
 #include "test/support/process.h"
 
 namespace {
 
+using gitops::bench::RunPeer;
 using gitops::source::GitFetcher;
 using gitops::source::GitFetchOptions;
 using gitops::source::GitRevision;
@@ -94,28 +96,6 @@ std::string FileContent(int file, int version) {
 
 std::string FilePath(int file) {
   return absl::StrFormat("dir%02d/sub%02d/file%05d.yaml", file % 50, (file / 50) % 20, file);
-}
-
-extern "C" char** environ;
-
-// Runs a peer command with output discarded; exits the bench on failure.
-// (posix_spawn + waitpid: no polling that would inflate the peer's time.)
-void RunPeer(std::vector<std::string> argv) {
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) Die(absl::StrCat("spawn ", argv[0], ": ", std::strerror(rc)));
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    Die(absl::StrCat(argv[0], " ", argv[1], " failed"));
 }
 
 // Best wall time of `runs` calls of `fn` (which returns false on failure).
@@ -199,19 +179,20 @@ int main(int argc, char** argv) {
                             t::RemoveTree(cache);
                             t::RemoveTree(co);
                           }));
-    clone_peer = std::min(r == 0 ? absl::InfiniteDuration() : clone_peer, Best(1, [&] {
-                            std::string dir = fresh("clone");
-                            RunPeer({"git", "clone", "--quiet", "--branch", "main", url, dir});
-                            if (!clone_dir.empty()) t::RemoveTree(clone_dir);
-                            clone_dir = dir;
-                          }));
+    clone_peer = std::min(
+        r == 0 ? absl::InfiniteDuration() : clone_peer, Best(1, [&] {
+          std::string dir = fresh("clone");
+          RunPeer("bench_git_check", {"git", "clone", "--quiet", "--branch", "main", url, dir});
+          if (!clone_dir.empty()) t::RemoveTree(clone_dir);
+          clone_dir = dir;
+        }));
   }
   check_ours = Best(flags.runs * 4, [&] {
     auto rev = fetcher->ResolveRemote(options);
     if (!rev.ok()) Die(rev.status().ToString());
   });
   lsremote_peer = Best(flags.runs * 4, [&] {
-    RunPeer({"git", "ls-remote", url, "refs/heads/main"});
+    RunPeer("bench_git_check", {"git", "ls-remote", url, "refs/heads/main"});
   });
 
   // Incremental: one new commit since the cache / clone was filled.
@@ -239,7 +220,8 @@ int main(int argc, char** argv) {
           // The same work as ours: fetch what is new, write the full tree into
           // a fresh directory.
           std::string co = fresh("peer-co");
-          RunPeer({"sh", "-c",
+          RunPeer("bench_git_check",
+                  {"sh", "-c",
                    absl::StrCat("git -C '", clone_dir, "' fetch --quiet origin main && mkdir '", co,
                                 "' && git -C '", clone_dir, "' archive FETCH_HEAD | tar -x -C '",
                                 co, "'")});

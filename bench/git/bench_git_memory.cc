@@ -47,15 +47,20 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/support/peer.h"
+#include "bench/support/repo_content.h"
 #include "source-controller/git/libgit2_fetcher.h"
 #include "test/support/git_servers.h"
 #include "test/support/process.h"
 
-extern "C" char** environ;
-
 namespace {
 
 using gitops::source::GitFetcher;
+
+void RunPeerShell(const std::string& command) {
+  gitops::bench::RunPeerShell("bench_git_memory", command);
+}
+
 using gitops::source::GitFetchOptions;
 namespace t = gitops::testing;
 
@@ -128,24 +133,6 @@ double StatusKb(absl::string_view field) {
 double HeapKb() {
   struct mallinfo2 m = mallinfo2();
   return static_cast<double>(m.uordblks + m.hblkhd) / 1024.0;
-}
-
-void RunPeer(const std::string& command) {
-  std::vector<std::string> argv = {"sh", "-c", command};
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) Die(absl::StrCat("spawn sh: ", std::strerror(rc)));
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Die("peer failed: " + command);
 }
 
 double Median(std::vector<double> v) {
@@ -223,15 +210,6 @@ Served Serve(const std::string& transport, const std::string& root) {
   return s;
 }
 
-std::string FileContent(int file, int version) {
-  std::string out =
-      absl::StrCat("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-", file, "\ndata:\n");
-  for (int line = 0; line < 30; ++line) {
-    absl::StrAppend(&out, "  key", line, ": value-", file, "-", version, "\n");
-  }
-  return out;
-}
-
 void Measure(const std::string& transport, const Flags& flags, GitFetcher& fetcher) {
   const std::string root = t::MakeTempDir("bench-git-memory-" + transport);
   Served served = Serve(transport, root);
@@ -240,14 +218,15 @@ void Measure(const std::string& transport, const Flags& flags, GitFetcher& fetch
   constexpr int kFiles = 20;
   std::vector<std::pair<std::string, std::string>> files;
   for (int f = 0; f < kFiles; ++f) {
-    files.emplace_back(absl::StrFormat("apps/cm-%02d.yaml", f), FileContent(f, 0));
+    files.emplace_back(absl::StrFormat("apps/cm-%02d.yaml", f), gitops::bench::ConfigMapFile(f, 0));
   }
   if (auto c = work->Commit("initial", files); !c.ok()) Die(c.status().ToString());
   if (auto st = work->PushAll(served.bare); !st.ok()) Die(st.ToString());
 
   const std::string cache = root + "/cache";
   const std::string peer_clone = root + "/peer";
-  RunPeer(absl::StrCat(served.peer_env, "git clone -q '", served.peer_url, "' '", peer_clone, "'"));
+  RunPeerShell(
+      absl::StrCat(served.peer_env, "git clone -q '", served.peer_url, "' '", peer_clone, "'"));
 
   double rss_from = 0, anon_from = 0, heap_from = 0;
   std::vector<double> ours_ms, peer_ms;
@@ -258,8 +237,8 @@ void Measure(const std::string& transport, const Flags& flags, GitFetcher& fetch
         Die(r.status().ToString());
       }
     }
-    auto sha = work->Commit(absl::StrCat("change ", i),
-                            {{absl::StrFormat("apps/cm-%02d.yaml", f), FileContent(f, i)}});
+    auto sha = work->Commit(absl::StrCat("change ", i), {{absl::StrFormat("apps/cm-%02d.yaml", f),
+                                                          gitops::bench::ConfigMapFile(f, i)}});
     if (!sha.ok()) Die(sha.status().ToString());
     if (auto st = work->Push(served.bare, "main", "refs/heads/main"); !st.ok()) Die(st.ToString());
 
@@ -276,9 +255,9 @@ void Measure(const std::string& transport, const Flags& flags, GitFetcher& fetch
     if (i % 10 == 0) {  // the peer, on the same new commit, every tenth fetch
       const std::string co = absl::StrCat(root, "/peer-co-", i);
       const absl::Time p0 = absl::Now();
-      RunPeer(absl::StrCat(served.peer_env, "git -C '", peer_clone,
-                           "' fetch -q origin main && mkdir '", co, "' && git -C '", peer_clone,
-                           "' archive FETCH_HEAD | tar -x -C '", co, "'"));
+      RunPeerShell(absl::StrCat(served.peer_env, "git -C '", peer_clone,
+                                "' fetch -q origin main && mkdir '", co, "' && git -C '",
+                                peer_clone, "' archive FETCH_HEAD | tar -x -C '", co, "'"));
       peer_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - p0));
       t::RemoveTree(co);
     }

@@ -51,6 +51,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/source/kube_bench.h"
+#include "bench/support/peer.h"
+#include "bench/support/repo_content.h"
 #include "common/kube/config.h"
 #include "common/kube/http_kube_client.h"
 #include "common/yaml/yaml.h"
@@ -59,8 +61,6 @@
 #include "test/apiserver/test_apiserver.h"
 #include "test/support/git_servers.h"
 #include "test/support/process.h"
-
-extern "C" char** environ;
 
 namespace gitops::bench {
 namespace {
@@ -73,7 +73,8 @@ constexpr const char* kNamespace = kBenchNamespace;
 constexpr char kName[] = "latency";
 constexpr char kRequestedAt[] = "reconcile.fluxcd.io/requestedAt";
 
-[[noreturn]] void Die(const std::string& what) { gitops::bench::Die("bench_source_latency", what); }
+constexpr char kBench[] = "bench_source_latency";
+[[noreturn]] void Die(const std::string& what) { gitops::bench::Die(kBench, what); }
 
 // First time each value was seen; waiters block until a value shows up.
 class Seen {
@@ -95,32 +96,6 @@ class Seen {
   absl::Mutex mu_;
   std::map<std::string, absl::Time> times_;
 };
-
-// Runs argv with output discarded (posix_spawn + waitpid, no polling).
-void RunPeer(std::vector<std::string> argv) {
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) Die(absl::StrCat("spawn ", argv[0]));
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Die("peer command failed");
-}
-
-std::string FileContent(int file, int version) {
-  std::string out =
-      absl::StrCat("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-", file, "\ndata:\n");
-  for (int line = 0; line < 30; ++line) {
-    absl::StrAppend(&out, "  key", line, ": value-", file, "-", version, "\n");
-  }
-  return out;
-}
 
 // The status of the Ready condition, or "".
 std::string ReadyStatus(const json& obj) {
@@ -193,7 +168,7 @@ int Main(int argc, char** argv) {
   if (!work.ok()) Die(work.status().ToString());
   std::vector<std::pair<std::string, std::string>> files;
   for (int f = 0; f < flags.files; ++f) {
-    files.emplace_back(absl::StrFormat("apps/cm-%02d.yaml", f), FileContent(f, 0));
+    files.emplace_back(absl::StrFormat("apps/cm-%02d.yaml", f), ConfigMapFile(f, 0));
   }
   if (auto c = work->Commit("initial", files); !c.ok()) Die(c.status().ToString());
   if (auto s = t::InitBareRepo(bare); !s.ok()) Die(s.ToString());
@@ -295,7 +270,7 @@ int Main(int argc, char** argv) {
                                             "' +refs/heads/main:refs/heads/main && git -C '", peer,
                                             "' archive --format=tar main | gzip -n > '", root,
                                             "/peer.tar.gz' && sha256sum '", root, "/peer.tar.gz'");
-  RunPeer({"sh", "-c", peer_cmd});
+  RunPeerShell(kBench, peer_cmd);
 
   // RSS is compared from fetch rss_from on: the first tens of fetches warm
   // the allocator, libgit2 and the gRPC/HTTP connections.
@@ -311,7 +286,7 @@ int Main(int argc, char** argv) {
       }
     }
     auto sha = work->Commit(absl::StrCat("change ", i),
-                            {{absl::StrFormat("apps/cm-%02d.yaml", f), FileContent(f, i + 1)}});
+                            {{absl::StrFormat("apps/cm-%02d.yaml", f), ConfigMapFile(f, i + 1)}});
     if (!sha.ok()) Die(sha.status().ToString());
     if (auto s = work->Push(bare, "main", "refs/heads/main"); !s.ok()) Die(s.ToString());
     const std::string revision = "main@sha1:" + *sha;
@@ -352,7 +327,7 @@ int Main(int argc, char** argv) {
 
     // The peer, on the same new commit.
     const absl::Time p0 = absl::Now();
-    RunPeer({"sh", "-c", peer_cmd});
+    RunPeerShell(kBench, peer_cmd);
     const double p_ms = absl::ToDoubleMilliseconds(absl::Now() - p0);
 
     if (i == rss_from) {
