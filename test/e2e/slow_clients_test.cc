@@ -95,9 +95,12 @@ class SlowClients {
   void Open(int n, const char* from, int port) {
     for (int i = 0; i < n; ++i) {
       Conn c;
+      // Taken before connecting: the server's deadline starts at its
+      // accept, which can come before connect() returns here, so a time
+      // taken after it could make a correct close look early.
+      c.opened = absl::Now();
       c.fd = ConnectFrom(from, port);
       c.port = port;
-      c.opened = absl::Now();
       ASSERT_GE(c.fd, 0) << "connect from " << from << " to port " << port;
       conns_.push_back(c);
     }
@@ -369,9 +372,9 @@ TEST_F(SlowClientsTest, TricklingClientsAreCutAtTheHeaderDeadline) {
     ASSERT_NO_FATAL_FAILURE(slow.Open(4, "127.0.0.2", port));
   }
   // One that sends nothing at all.
+  const absl::Time silent_opened = absl::Now();  // before connecting, as above
   const int silent = ConnectFrom("127.0.0.4", health_port_);
   ASSERT_GE(silent, 0);
-  const absl::Time silent_opened = absl::Now();
   slow.Start();
   // A byte every 100 ms resets a per-recv timeout, not the deadline.
   for (int port : {http_port_, health_port_, metrics_port_}) {
