@@ -316,6 +316,14 @@ void BoundedHttpServer::MarkWaiting(Connection* conn) {
   conn->waiting_since = absl::Now();
 }
 
+namespace {
+// Set by CloseAfterThisResponse() in a handler; Serve runs the handler on
+// the same thread and reads it after each request.
+thread_local bool close_after_response = false;
+}  // namespace
+
+void BoundedHttpServer::CloseAfterThisResponse() { close_after_response = true; }
+
 void BoundedHttpServer::Serve(Connection* conn) {
   ConnectionStream stream(conn->fd, limits_);
   const char* reason = nullptr;
@@ -324,6 +332,7 @@ void BoundedHttpServer::Serve(Connection* conn) {
   absl::Time deadline = conn->accepted + limits_.read_header_timeout;
   const size_t max_requests = std::max<size_t>(1, keep_alive_max_count_);
   const auto handling = [this, conn](httplib::Request&) { MarkResponding(conn); };
+  bool linger = false;  // closing with request bytes possibly unread
   for (size_t served = 0; served < max_requests; ++served) {
     if (served > 0) {
       if (!WaitFd(conn->fd, POLLIN, limits_.idle_timeout)) break;  // idle keep-alive
@@ -336,7 +345,12 @@ void BoundedHttpServer::Serve(Connection* conn) {
     }
     stream.BeginRequest(deadline);
     bool connection_closed = false;
+    close_after_response = false;
     const bool ok = process_request(stream, close_connection, connection_closed, handling);
+    if (close_after_response) {
+      connection_closed = true;
+      linger = true;
+    }
     if (stream.read_timed_out()) {
       reason = "read_header_timeout";
       break;
@@ -351,6 +365,20 @@ void BoundedHttpServer::Serve(Connection* conn) {
     }
     if (!ok || connection_closed || close_connection) break;
     MarkWaiting(conn);
+  }
+  if (linger) {
+    // Closing with unread request bytes makes the kernel send a reset, which
+    // can destroy the response still in flight: send FIN first, then read and
+    // drop what the client still sends, for a bounded time and size.
+    shutdown(conn->fd, SHUT_WR);
+    const absl::Time until = absl::Now() + absl::Seconds(1);
+    char sink[16 << 10];
+    for (size_t drained = 0; drained < (256u << 10) && absl::Now() < until;) {
+      if (!WaitFd(conn->fd, POLLIN, until - absl::Now())) break;
+      const ssize_t got = recv(conn->fd, sink, sizeof sink, MSG_DONTWAIT);
+      if (got <= 0) break;
+      drained += static_cast<size_t>(got);
+    }
   }
   if (reason != nullptr) {
     Metrics::Global().Add(kClosedMetric, {{"server", name_}, {"reason", reason}});

@@ -68,6 +68,12 @@ class BoundedHttpServer : public httplib::Server {
   // Connections open now (for tests and metrics).
   int open_connections() const;
 
+  // Called from a route handler: the connection closes after this response
+  // ("Connection: close" is sent) instead of reading another request, e.g.
+  // after refusing a request whose body was not read, which would otherwise
+  // be parsed as the next request. Applies to the calling thread's request.
+  static void CloseAfterThisResponse();
+
  private:
   struct Connection;
   class ConnectionStream;

@@ -210,6 +210,10 @@ class HttplibFileServer : public ArtifactFileServer {
     res.set_header("Date", HttpDate(absl::Now()));
     if (req.method != "GET" && req.method != "HEAD") {
       res.set_header("Allow", "GET, HEAD");
+      // The body of a method we refuse is not read: closing is the only way
+      // it cannot be parsed as the next request (request smuggling).
+      res.set_header("Connection", "close");
+      common::BoundedHttpServer::CloseAfterThisResponse();
       Error(res, 405, "405 method not allowed");
       return;
     }

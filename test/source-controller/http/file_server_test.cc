@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -75,7 +76,8 @@ std::string PseudoRandom(size_t n, uint64_t seed) {
 // the download is really in flight while the test acts.
 class SlowGet {
  public:
-  SlowGet(int port, const std::string& path) {
+  // `raw`, when given, is sent instead of the GET of `path`.
+  SlowGet(int port, const std::string& path, const std::string& raw = "") {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     int rcvbuf = 16 << 10;
     setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
@@ -85,7 +87,9 @@ class SlowGet {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
     const std::string request =
-        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        !raw.empty()
+            ? raw
+            : absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     connected_ =
         send(fd_, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size());
   }
@@ -98,6 +102,9 @@ class SlowGet {
     char buf[64 << 10];
     while (n < 0 || BodySize() < n) {
       ssize_t got = recv(fd_, buf, sizeof buf, 0);
+      // A server that closes with request bytes unread makes the kernel
+      // reset the connection: that is a close too.
+      if (got < 0 && errno == ECONNRESET) return n < 0;
       if (got <= 0) return n < 0 && got == 0;
       raw_.append(buf, static_cast<size_t>(got));
     }
@@ -375,6 +382,21 @@ TEST_F(FileServerTest, ServesNothingButStoredArtifacts) {
   EXPECT_EQ(Curl("/" + a.path, {"-X", "POST", "-d", "x"}).code, 405);
   EXPECT_EQ(Curl("/" + a.path, {"-X", "DELETE"}).code, 405);
   EXPECT_EQ(FileSize(root + "/" + a.path), 100);
+}
+
+// A refused method's body is never read as the next request: the 405
+// closes the connection (else a POST body could smuggle a second request).
+TEST_F(FileServerTest, RefusedMethodWithABodyClosesTheConnection) {
+  StoredArtifact a = Store(PseudoRandom(100, 9));
+  const std::string smuggled = "GET /" + a.path + " HTTP/1.1\r\nHost: test\r\n\r\n";
+  const std::string post =
+      absl::StrCat("POST /", a.path, " HTTP/1.1\r\nHost: test\r\nContent-Length: ", smuggled.size(),
+                   "\r\n\r\n", smuggled);
+  SlowGet conn(server_->port(), "", post);
+  ASSERT_TRUE(conn.connected());
+  ASSERT_TRUE(conn.Read(-1)) << "the server kept the connection open: " << conn.Headers();
+  EXPECT_TRUE(absl::StartsWith(conn.Headers(), "HTTP/1.1 405")) << conn.Headers();
+  EXPECT_FALSE(absl::StrContains(conn.Body(), "HTTP/1.1 ")) << "a second response: " << conn.Body();
 }
 
 TEST_F(FileServerTest, AbsurdRangeHeaderDoesNotHurtTheServer) {
