@@ -334,6 +334,12 @@ int Main(int argc, char** argv) {
       rss_before = SampleProcess(controller->proc->pid());
       if (!rss_before.ok()) Die(rss_before.status().ToString());
     }
+    if (flags.runs >= 1000 && i % 250 == 0) {  // the curve of a long run, on stderr
+      if (auto at = SampleProcess(controller->proc->pid()); at.ok()) {
+        std::fprintf(stderr, "fetch %d: RSS %.2f MB, anonymous %.2f MB\n", i, at->rss_mb,
+                     at->rss_anon_mb);
+      }
+    }
     if (i == 0) continue;
     auto ms = [&](absl::Time at) { return absl::ToDoubleMilliseconds(at - t0); };
     total.push_back(ms(*event_at));
