@@ -504,18 +504,25 @@ class NetworkSession {
   CallbackState state_;
 };
 
+// Puts the session's callbacks, headers and proxy, and git's redirect rule,
+// into libgit2's connect or fetch options (the same fields in both).
+template <typename Options>
+void ApplySession(NetworkSession& session, Options* o) {
+  o->callbacks = session.callbacks();
+  o->custom_headers = session.headers();
+  o->proxy_opts = session.proxy_options();
+  // git's and go-git's default, whatever a config says: redirects are
+  // followed on the first request only.
+  o->follow_redirects = GIT_REMOTE_REDIRECT_INITIAL;
+}
+
 // Connects `remote` for fetching and lists its refs.
 absl::StatusOr<std::vector<RemoteRef>> ListRefs(git_remote* remote, NetworkSession& session,
                                                 const GitFetchOptions& options) {
   auto connect_once = [&] {
     git_remote_connect_options connect;
     git_remote_connect_options_init(&connect, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
-    connect.callbacks = session.callbacks();
-    connect.custom_headers = session.headers();
-    connect.proxy_opts = session.proxy_options();
-    // git's and go-git's default, whatever a config says: redirects are
-    // followed on the first request only.
-    connect.follow_redirects = GIT_REMOTE_REDIRECT_INITIAL;
+    ApplySession(session, &connect);
     return git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &connect);
   };
   int rc = connect_once();
@@ -1027,10 +1034,7 @@ absl::StatusOr<FetchedCommit> FetchInto(git_repository* repo, const GitFetchOpti
       git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
       git_fetch_options fetch;
       git_fetch_options_init(&fetch, GIT_FETCH_OPTIONS_VERSION);
-      fetch.callbacks = session.callbacks();
-      fetch.custom_headers = session.headers();
-      fetch.proxy_opts = session.proxy_options();
-      fetch.follow_redirects = GIT_REMOTE_REDIRECT_INITIAL;
+      ApplySession(session, &fetch);
       fetch.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
       fetch.prune = GIT_FETCH_NO_PRUNE;
       fetch.update_fetchhead = 0;

@@ -77,6 +77,9 @@ void RemoveTree(const std::string& path);
 absl::Status WriteFile(const std::string& path, absl::string_view content);
 // Reads a whole file.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+// Every path below `dir`, relative to it and sorted (symlinks not followed):
+// for "nothing was added or removed" checks.
+std::vector<std::string> ListTree(const std::string& dir);
 
 // Path of a product binary built next to the tests (build/bin/NAME).
 std::string BinaryPath(absl::string_view name);

@@ -28,17 +28,6 @@ namespace fs = std::filesystem;
 
 constexpr char kNamespace[] = "flux-system";
 
-// Every path below `dir`, for "nothing was added or removed" checks.
-std::vector<std::string> Listing(const std::string& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    out.push_back(fs::relative(it->path(), dir).string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 class ReconcilerConfinementTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -88,7 +77,7 @@ class ReconcilerConfinementTest : public ::testing::Test {
     return FindCondition(repo.status.conditions, type);
   }
   // The work root holds no checkout after a run.
-  void ExpectNoWorkLeft() { EXPECT_TRUE(Listing(tmp_ + "/work").empty()); }
+  void ExpectNoWorkLeft() { EXPECT_TRUE(testing::ListTree(tmp_ + "/work").empty()); }
 
   std::string tmp_;
   std::string victim_;
@@ -110,8 +99,8 @@ TEST_F(ReconcilerConfinementTest, IncludeToPathThroughACommittedSymlinkIsIllegal
   fs::create_directories(other_ns + "/app");
   GitRepository app = MakeRepo("app", {{"README.md", "hi\n"}},
                                {{"st", other_ns}, {"sub/vic", victim_}, {"rel", "../../.."}});
-  const std::vector<std::string> victim_before = Listing(victim_);
-  const std::vector<std::string> storage_before = Listing(other_ns);
+  const std::vector<std::string> victim_before = testing::ListTree(victim_);
+  const std::vector<std::string> storage_before = testing::ListTree(other_ns);
   struct Case {
     std::string to_path;
     std::string link;
@@ -137,8 +126,8 @@ TEST_F(ReconcilerConfinementTest, IncludeToPathThroughACommittedSymlinkIsIllegal
                            "' crosses the symbolic link '", c.link, "' in the repository"));
     EXPECT_EQ(Cond(app, kReadyCondition)->status, "False");
     EXPECT_FALSE(app.status.artifact.has_value());
-    EXPECT_EQ(Listing(victim_), victim_before);
-    EXPECT_EQ(Listing(other_ns), storage_before);
+    EXPECT_EQ(testing::ListTree(victim_), victim_before);
+    EXPECT_EQ(testing::ListTree(other_ns), storage_before);
     ExpectNoWorkLeft();
   }
 
@@ -265,14 +254,14 @@ TEST_F(ReconcilerConfinementTest, DeleteNeverFollowsASymlinkedStorageOrCacheLeve
   fs::create_directory_symlink(victim_, storage_->root() + "/gitrepository/x");
   fs::create_directories(tmp_ + "/cache/gitrepository");
   fs::create_directory_symlink(victim_, tmp_ + "/cache/gitrepository/x");
-  const std::vector<std::string> before = Listing(victim_);
+  const std::vector<std::string> before = testing::ListTree(victim_);
   GitRepository gone;
   gone.namespace_name = "x";
   gone.name = "keep";
   absl::Status s = reconciler_->Delete(gone);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "is a symbolic link")) << s;
-  EXPECT_EQ(Listing(victim_), before);
+  EXPECT_EQ(testing::ListTree(victim_), before);
   EXPECT_TRUE(fs::is_regular_file(victim_ + "/keep/keep.txt"));
 }
 
@@ -282,7 +271,7 @@ TEST_F(ReconcilerConfinementTest, SymlinkedGitCacheLevelIsRefused) {
   GitRepository app = MakeRepo("app", {{"README.md", "hi\n"}});
   fs::create_directories(tmp_ + "/cache/gitrepository");
   fs::create_directory_symlink(victim_, tmp_ + "/cache/gitrepository/flux-system");
-  const std::vector<std::string> before = Listing(victim_);
+  const std::vector<std::string> before = testing::ListTree(victim_);
   ReconcileOutcome o = reconciler_->Reconcile(app, ReconcileInputs{}, t0_);
   ASSERT_FALSE(o.ok());
   const Condition* failed = Cond(app, kStorageOperationFailedCondition);
@@ -290,7 +279,7 @@ TEST_F(ReconcilerConfinementTest, SymlinkedGitCacheLevelIsRefused) {
   EXPECT_EQ(failed->message,
             "failed to create git cache directory: 'gitrepository/flux-system' is a symbolic "
             "link, not a directory; refusing to use it");
-  EXPECT_EQ(Listing(victim_), before);
+  EXPECT_EQ(testing::ListTree(victim_), before);
 }
 
 }  // namespace

@@ -22,17 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// Every path below `dir`, sorted.
-std::vector<std::string> Listing(const std::string& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    out.push_back(fs::relative(it->path(), dir).string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 class GitRepositoryKubeConfinementTest : public SourceKubeTest {
  protected:
   void SetUp() override {
@@ -81,7 +70,7 @@ TEST_F(GitRepositoryKubeConfinementTest, StartupOrphanCollectionNeverFollowsSyml
   fs::create_directory_symlink(victim_, kind_dir + "/flux-system/linked");
   const std::string orphan = kind_dir + "/flux-system/gone";
   ASSERT_TRUE(WriteFile(orphan + "/" + std::string(64, 'c') + ".tar.gz", "old").ok());
-  const std::vector<std::string> before = Listing(victim_);
+  const std::vector<std::string> before = testing::ListTree(victim_);
   ASSERT_EQ(before.size(), 4u);
 
   StartHttp();
@@ -89,7 +78,7 @@ TEST_F(GitRepositoryKubeConfinementTest, StartupOrphanCollectionNeverFollowsSyml
   auto synced =
       controller_->WaitForLogField("GitRepository cache synced", "objects", absl::Seconds(20));
   ASSERT_TRUE(synced.ok()) << synced.status() << controller_->ReadLog();
-  EXPECT_EQ(Listing(victim_), before);
+  EXPECT_EQ(testing::ListTree(victim_), before);
   EXPECT_FALSE(fs::exists(orphan)) << "a real orphan is still collected";
   EXPECT_TRUE(fs::is_symlink(kind_dir + "/x"));
   const std::string log = controller_->ReadLog();
@@ -100,7 +89,7 @@ TEST_F(GitRepositoryKubeConfinementTest, StartupOrphanCollectionNeverFollowsSyml
   Apply("good", url_, "  interval: 1m\n  ref:\n    branch: main\n");
   WaitForRevision("good", "main@sha1:" + first_);
   StopController();
-  EXPECT_EQ(Listing(victim_), before);
+  EXPECT_EQ(testing::ListTree(victim_), before);
 }
 
 // Item 2: a committed symlink in include[].toPath wrote into another
@@ -117,7 +106,7 @@ TEST_F(GitRepositoryKubeConfinementTest, IncludeToPathThroughCommittedSymlinksIs
   // Another tenant's storage (made after start-up, which would collect it
   // as an orphan).
   fs::create_directories(other_ns + "/app");
-  const std::vector<std::string> victim_before = Listing(victim_);
+  const std::vector<std::string> victim_before = testing::ListTree(victim_);
   for (const auto& [name, to_path, link] :
        std::vector<std::tuple<std::string, std::string, std::string>>{
            {"into-storage", "st/planted", "st"},
@@ -136,12 +125,12 @@ TEST_F(GitRepositoryKubeConfinementTest, IncludeToPathThroughCommittedSymlinksIs
     EXPECT_FALSE(obj["status"].contains("artifact")) << obj.dump();
   }
   std::vector<std::string> planted;
-  for (const std::string& p : Listing(storage())) {
+  for (const std::string& p : testing::ListTree(storage())) {
     if (absl::StrContains(p, "planted") || absl::StrContains(p, "cm.yaml")) planted.push_back(p);
   }
   EXPECT_TRUE(planted.empty()) << planted[0];
-  EXPECT_EQ(Listing(other_ns), std::vector<std::string>{"app"});
-  EXPECT_EQ(Listing(victim_), victim_before);
+  EXPECT_EQ(testing::ListTree(other_ns), std::vector<std::string>{"app"});
+  EXPECT_EQ(testing::ListTree(victim_), victim_before);
   // The included source is unaffected.
   EXPECT_EQ(Condition(Get("lib"), "Ready").value("status", ""), "True");
   // Failed runs are retried: stop first, so no checkout is in flight.
